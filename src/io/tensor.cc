@@ -1,0 +1,57 @@
+#include "io/tensor.h"
+
+namespace lowbit {
+
+namespace {
+struct DTypeInfo {
+  DType type;
+  const char* name;
+  size_t size;
+};
+constexpr DTypeInfo kDTypes[] = {
+    {DType::kF32, "F32", 4},  {DType::kF16, "F16", 2},   {DType::kBF16, "BF16", 2},
+    {DType::kF64, "F64", 8},  {DType::kI8, "I8", 1},     {DType::kU8, "U8", 1},
+    {DType::kI16, "I16", 2},  {DType::kI32, "I32", 4},   {DType::kI64, "I64", 8},
+    {DType::kU16, "U16", 2},  {DType::kU32, "U32", 4},   {DType::kU64, "U64", 8},
+    {DType::kBool, "BOOL", 1}, {DType::kF8E4M3, "F8_E4M3", 1},
+};
+}  // namespace
+
+size_t dtype_size(DType t) {
+  for (const auto& d : kDTypes)
+    if (d.type == t) return d.size;
+  return 0;
+}
+
+const char* dtype_name(DType t) {
+  for (const auto& d : kDTypes)
+    if (d.type == t) return d.name;
+  return "?";
+}
+
+Result<DType> dtype_from_name(const std::string& name) {
+  for (const auto& d : kDTypes)
+    if (name == d.name) return d.type;
+  return error(ErrorCode::kUnsupported, "unknown dtype \"{}\"", name);
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+Status TensorSet::add(RawTensor t) {
+  if (index_.count(t.name))
+    return error(ErrorCode::kFormat, "tensor \"{}\" appears twice", t.name);
+  index_[t.name] = tensors_.size();
+  tensors_.push_back(std::move(t));
+  return Status::Ok();
+}
+
+const RawTensor* TensorSet::find(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+}  // namespace lowbit
