@@ -5,6 +5,7 @@
 //  - the vocabulary embedded in a GGUF file (tokenizer.ggml.*)
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -13,6 +14,23 @@
 #include "base/status.h"
 
 namespace lowbit {
+
+// Everything needed to rebuild a tokenizer or to embed it in another file (GGUF, tokenizer.json).
+struct Vocabulary {
+  enum class Kind {
+    kSentencePiece,  // score-based merges over UTF-8 characters, byte fallback tokens <0xNN>
+                     // (llama2.c tokenizer.bin, GGUF "llama", tokenizer.json BPE with byte_fallback)
+    kByteLevelBpe,   // GPT-2 byte-to-unicode alphabet + ranked merges (GGUF "gpt2", Llama-3, Qwen2)
+  };
+  Kind kind = Kind::kSentencePiece;
+  std::vector<std::string> tokens;   // spelled with U+2581 "▁" for a space in kSentencePiece
+  std::vector<float> scores;         // kSentencePiece: merge priority (higher merges first)
+  std::vector<int32_t> types;        // GGUF token types: 1 normal, 2 unknown, 3 control, 6 byte
+  std::vector<std::string> merges;   // kByteLevelBpe (and BPE tokenizer.json): "left right", by rank
+  std::string pre_tokenizer = "default";  // kByteLevelBpe: "gpt2", "llama3", "qwen2"
+  int bos_id = -1, eos_id = -1, unk_id = -1;
+  bool add_space_prefix = true;      // kSentencePiece: prepend a space before encoding
+};
 
 class Tokenizer {
  public:
@@ -28,6 +46,7 @@ class Tokenizer {
   virtual std::string decode_token(int previous, int id) const = 0;
   // The raw vocabulary entry (for inspect and GGUF export).
   virtual const std::string& token_text(int id) const = 0;
+  virtual const Vocabulary& vocabulary() const = 0;
   std::string decode(const std::vector<int>& ids) const {
     std::string out;
     int prev = -1;

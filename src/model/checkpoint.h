@@ -1,0 +1,43 @@
+// A checkpoint as loaded from any container, before conversion into runtime weights: the
+// architecture, the raw tensors under canonical (Hugging Face) names in their stored dtype,
+// and the tokenizer when one was found. Loaders map their own names and conventions onto this;
+// writers take the same structure, so any format converts to any other.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "io/tensor.h"
+#include "model/config.h"
+#include "model/tokenizer.h"
+
+namespace lowbit {
+
+struct Checkpoint {
+  std::string path;     // what the user named (file or directory)
+  std::string format;   // "llama2c", "safetensors", "gguf"
+  ModelConfig config;   // config.rope_style tells how q/k rows are ordered in `tensors`
+  TensorSet tensors;    // canonical names (model/config.h tensor_names), stored dtype
+  std::shared_ptr<const Tokenizer> tokenizer;  // null when the checkpoint has none
+};
+
+// Checks that every tensor the config implies is present with the right shape and a float
+// dtype (F32/F16/BF16), and that nothing unexpected is there. Names `ckpt.path` in errors.
+Status validate_checkpoint_tensors(const Checkpoint& ckpt);
+
+// Loaders (each validates hostile input and names the file in every error).
+Result<Checkpoint> load_llama2c_checkpoint(const std::string& path, const std::string& tokenizer_path);
+Result<Checkpoint> load_hf_checkpoint(const std::string& dir);
+Result<Checkpoint> load_gguf_checkpoint(const std::string& path);
+// Picks the loader by looking at the path: a directory with config.json -> HF; a file starting
+// with "GGUF" -> GGUF; otherwise llama2.c (with tokenizer.bin / tok*.bin beside it if present).
+Result<Checkpoint> load_checkpoint(const std::string& path, const std::string& tokenizer_path = "");
+
+// Writers. `dtype` is the stored float type (F32, F16 or BF16); q/k rows are permuted when the
+// target's RoPE convention differs from config.rope_style. Writes are atomic.
+Status save_llama2c_checkpoint(const std::string& path, const Checkpoint& ckpt, bool version1);
+Status save_hf_checkpoint(const std::string& dir, const Checkpoint& ckpt, DType dtype,
+                          int64_t max_shard_bytes = 0 /* 0 = single model.safetensors */);
+Status save_gguf_checkpoint(const std::string& path, const Checkpoint& ckpt, DType dtype);
+
+}  // namespace lowbit
