@@ -49,6 +49,15 @@ Status TensorSet::add(RawTensor t) {
   return Status::Ok();
 }
 
+Status TensorSet::add_owned(std::string name, DType dtype, std::vector<int64_t> shape,
+                            std::vector<uint8_t> bytes) {
+  auto buf = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
+  RawTensor t{std::move(name), dtype, std::move(shape), std::span<const uint8_t>(buf->data(), buf->size())};
+  LOWBIT_CHECK(uint64_t(t.numel()) * dtype_size(dtype) == buf->size());
+  owned_.push_back(std::move(buf));
+  return add(std::move(t));
+}
+
 const RawTensor* TensorSet::find(const std::string& name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &tensors_[it->second];

@@ -40,6 +40,8 @@ std::string shape_string(const std::vector<int64_t>& shape);  // "[512, 64]"
 class TensorSet {
  public:
   void add_file(std::shared_ptr<MappedFile> f) { files_.push_back(std::move(f)); }
+  // Adds a tensor whose bytes the set owns (generated or converted data).
+  Status add_owned(std::string name, DType dtype, std::vector<int64_t> shape, std::vector<uint8_t> bytes);
   // Fails (kFormat) on a duplicate name.
   Status add(RawTensor t);
   const RawTensor* find(const std::string& name) const;
@@ -50,6 +52,7 @@ class TensorSet {
 
  private:
   std::vector<std::shared_ptr<MappedFile>> files_;
+  std::vector<std::shared_ptr<std::vector<uint8_t>>> owned_;
   std::vector<RawTensor> tensors_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;

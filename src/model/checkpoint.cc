@@ -1,0 +1,70 @@
+#include "model/checkpoint.h"
+
+#include <set>
+
+namespace lowbit {
+
+namespace {
+
+struct Expected {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+std::vector<Expected> expected_tensors(const ModelConfig& c) {
+  namespace tn = tensor_names;
+  const int64_t d = c.dim, h = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
+  std::vector<Expected> e;
+  e.push_back({tn::embed(), {c.vocab_size, d}});
+  for (int i = 0; i < c.n_layers; ++i) {
+    e.push_back({tn::layer(i, tn::kAttnNorm), {d}});
+    e.push_back({tn::layer(i, tn::kQ), {q, d}});
+    e.push_back({tn::layer(i, tn::kK), {kv, d}});
+    e.push_back({tn::layer(i, tn::kV), {kv, d}});
+    if (c.attention_bias) {
+      e.push_back({tn::layer(i, tn::kQBias), {q}});
+      e.push_back({tn::layer(i, tn::kKBias), {kv}});
+      e.push_back({tn::layer(i, tn::kVBias), {kv}});
+    }
+    e.push_back({tn::layer(i, tn::kO), {d, q}});
+    e.push_back({tn::layer(i, tn::kFfnNorm), {d}});
+    e.push_back({tn::layer(i, tn::kGate), {h, d}});
+    e.push_back({tn::layer(i, tn::kUp), {h, d}});
+    e.push_back({tn::layer(i, tn::kDown), {d, h}});
+  }
+  e.push_back({tn::final_norm(), {d}});
+  if (!c.tied_embeddings) e.push_back({tn::lm_head(), {c.vocab_size, d}});
+  return e;
+}
+
+}  // namespace
+
+std::vector<std::string> expected_tensor_names(const ModelConfig& config) {
+  std::vector<std::string> names;
+  for (auto& e : expected_tensors(config)) names.push_back(e.name);
+  return names;
+}
+
+Status validate_checkpoint_tensors(const Checkpoint& ckpt) {
+  std::set<std::string> seen;
+  for (const auto& e : expected_tensors(ckpt.config)) {
+    const RawTensor* t = ckpt.tensors.find(e.name);
+    if (t == nullptr) return error(ErrorCode::kNotFound, "{}: missing tensor \"{}\"", ckpt.path, e.name);
+    if (t->shape != e.shape)
+      return error(ErrorCode::kFormat, "{}: tensor \"{}\" has shape {} but the config implies {}", ckpt.path,
+                   e.name, shape_string(t->shape), shape_string(e.shape));
+    if (t->dtype != DType::kF32 && t->dtype != DType::kF16 && t->dtype != DType::kBF16)
+      return error(ErrorCode::kUnsupported, "{}: tensor \"{}\" has dtype {}; expected F32, F16 or BF16",
+                   ckpt.path, e.name, dtype_name(t->dtype));
+    if (t->data.size() != uint64_t(t->numel()) * dtype_size(t->dtype))
+      return error(ErrorCode::kFormat, "{}: tensor \"{}\" has {} bytes, expected {}", ckpt.path, e.name,
+                   t->data.size(), uint64_t(t->numel()) * dtype_size(t->dtype));
+    seen.insert(e.name);
+  }
+  for (const auto& t : ckpt.tensors.tensors())
+    if (!seen.count(t.name))
+      return error(ErrorCode::kFormat, "{}: unexpected tensor \"{}\"", ckpt.path, t.name);
+  return Status::Ok();
+}
+
+}  // namespace lowbit
