@@ -4,17 +4,10 @@
 
 namespace lowbit {
 
-namespace {
-
-struct Expected {
-  std::string name;
-  std::vector<int64_t> shape;
-};
-
-std::vector<Expected> expected_tensors(const ModelConfig& c) {
+std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
   namespace tn = tensor_names;
   const int64_t d = c.dim, h = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
-  std::vector<Expected> e;
+  std::vector<ExpectedTensor> e;
   e.push_back({tn::embed(), {c.vocab_size, d}});
   for (int i = 0; i < c.n_layers; ++i) {
     e.push_back({tn::layer(i, tn::kAttnNorm), {d}});
@@ -35,14 +28,6 @@ std::vector<Expected> expected_tensors(const ModelConfig& c) {
   e.push_back({tn::final_norm(), {d}});
   if (!c.tied_embeddings) e.push_back({tn::lm_head(), {c.vocab_size, d}});
   return e;
-}
-
-}  // namespace
-
-std::vector<std::string> expected_tensor_names(const ModelConfig& config) {
-  std::vector<std::string> names;
-  for (auto& e : expected_tensors(config)) names.push_back(e.name);
-  return names;
 }
 
 Status validate_checkpoint_tensors(const Checkpoint& ckpt) {

@@ -24,8 +24,12 @@ struct Checkpoint {
 // Checks that every tensor the config implies is present with the right shape and a float
 // dtype (F32/F16/BF16), and that nothing unexpected is there. Names `ckpt.path` in errors.
 Status validate_checkpoint_tensors(const Checkpoint& ckpt);
-// Canonical names of every tensor the config implies, in a fixed order (embed, layers, norm, head).
-std::vector<std::string> expected_tensor_names(const ModelConfig& config);
+// Every tensor the config implies with its shape, in a fixed order (embed, layers, norm, head).
+struct ExpectedTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config);
 
 // Loaders (each validates hostile input and names the file in every error).
 Result<Checkpoint> load_llama2c_checkpoint(const std::string& path, const std::string& tokenizer_path);
