@@ -1,0 +1,176 @@
+#include "model/forward.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace lowbit {
+
+void rms_norm(const float* x, const float* weight, int dim, float eps, float* out) {
+  double sum_sq = 0;
+  for (int i = 0; i < dim; ++i) sum_sq += double(x[i]) * x[i];
+  const float inv = float(1.0 / std::sqrt(sum_sq / dim + eps));
+  for (int i = 0; i < dim; ++i) out[i] = x[i] * inv * weight[i];
+}
+
+void apply_rope(float* head, int head_dim, RopeStyle style, const float* cos_row, const float* sin_row) {
+  const int half = head_dim / 2;
+  for (int i = 0; i < half; ++i) {
+    // Pair i rotates by angle pos * theta^(-2i/head_dim); the pair's members differ by style.
+    const int a = style == RopeStyle::kInterleaved ? 2 * i : i;
+    const int b = style == RopeStyle::kInterleaved ? 2 * i + 1 : i + half;
+    const float x0 = head[a], x1 = head[b], c = cos_row[i], s = sin_row[i];
+    head[a] = x0 * c - x1 * s;
+    head[b] = x0 * s + x1 * c;
+  }
+}
+
+Session::Session(std::shared_ptr<const Model> model, int max_tokens) : model_(std::move(model)) {
+  const ModelConfig& c = model_->config();
+  capacity_ = max_tokens > 0 ? max_tokens : c.max_seq_len;
+  key_cache_.assign(size_t(c.n_layers) * capacity_ * c.kv_dim(), 0.0f);
+  value_cache_.assign(key_cache_.size(), 0.0f);
+  const int half = c.head_dim / 2;
+  rope_cos_.resize(size_t(capacity_) * half);
+  rope_sin_.resize(rope_cos_.size());
+  for (int p = 0; p < capacity_; ++p)
+    for (int i = 0; i < half; ++i) {
+      // Frequencies in fp32 as the reference implementations compute them, angle in double.
+      const float freq = 1.0f / std::pow(c.rope_theta, float(2 * i) / float(c.head_dim));
+      const double angle = double(p) * double(freq);
+      rope_cos_[size_t(p) * half + i] = float(std::cos(angle));
+      rope_sin_[size_t(p) * half + i] = float(std::sin(angle));
+    }
+}
+
+void Session::ensure_scratch(int n) {
+  if (n <= scratch_tokens_) return;
+  const ModelConfig& c = model_->config();
+  scratch_tokens_ = n;
+  normed_.resize(size_t(n) * c.dim);
+  q_.resize(size_t(n) * c.q_dim());
+  k_.resize(size_t(n) * c.kv_dim());
+  v_.resize(size_t(n) * c.kv_dim());
+  att_out_.resize(size_t(n) * c.q_dim());
+  gate_.resize(size_t(n) * c.hidden_dim);
+  up_.resize(size_t(n) * c.hidden_dim);
+  tmp_.resize(size_t(n) * c.dim);
+}
+
+void Session::run_linear(int layer, const Linear& l, const float* x, int n, float* y) {
+  if (hook_) hook_(LinearInput{layer, &l, x, n});
+  linear_forward(l, x, n, y);
+}
+
+void Session::embed(std::span<const int> tokens, float* x) const {
+  const int dim = model_->config().dim;
+  for (size_t t = 0; t < tokens.size(); ++t)
+    std::memcpy(x + t * dim, model_->embedding() + size_t(tokens[t]) * dim, sizeof(float) * dim);
+}
+
+void Session::attention(int layer, int n, int start) {
+  const ModelConfig& c = model_->config();
+  const int hd = c.head_dim, kv_dim = c.kv_dim(), q_dim = c.q_dim();
+  const int group = c.n_heads / c.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  const float* keys = key_cache_.data() + size_t(layer) * capacity_ * kv_dim;
+  const float* values = value_cache_.data() + size_t(layer) * capacity_ * kv_dim;
+#pragma omp parallel
+  {
+    std::vector<float> scores(size_t(start + n));
+#pragma omp for collapse(2) schedule(static)
+    for (int t = 0; t < n; ++t)
+      for (int h = 0; h < c.n_heads; ++h) {
+        const int pos = start + t;
+        const float* q = q_.data() + size_t(t) * q_dim + size_t(h) * hd;
+        const int kvh = h / group;
+        float max_score = -INFINITY;
+        for (int p = 0; p <= pos; ++p) {
+          const float* k = keys + size_t(p) * kv_dim + size_t(kvh) * hd;
+          float dot = 0;
+          for (int i = 0; i < hd; ++i) dot += q[i] * k[i];
+          scores[size_t(p)] = dot * scale;
+          max_score = std::max(max_score, scores[size_t(p)]);
+        }
+        float sum = 0;
+        for (int p = 0; p <= pos; ++p) {
+          scores[size_t(p)] = std::exp(scores[size_t(p)] - max_score);
+          sum += scores[size_t(p)];
+        }
+        float* out = att_out_.data() + size_t(t) * q_dim + size_t(h) * hd;
+        std::fill(out, out + hd, 0.0f);
+        for (int p = 0; p <= pos; ++p) {
+          const float a = scores[size_t(p)] / sum;
+          const float* v = values + size_t(p) * kv_dim + size_t(kvh) * hd;
+          for (int i = 0; i < hd; ++i) out[i] += a * v[i];
+        }
+      }
+  }
+}
+
+void Session::forward_block(int layer, float* x, int n, int start) {
+  const ModelConfig& c = model_->config();
+  const LayerWeights& L = model_->layers()[size_t(layer)];
+  ensure_scratch(n);
+  const int dim = c.dim, hd = c.head_dim, kv_dim = c.kv_dim(), q_dim = c.q_dim(), hidden = c.hidden_dim;
+  const int half = hd / 2;
+
+  // Attention: x += Wo · attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
+  for (int t = 0; t < n; ++t) rms_norm(x + size_t(t) * dim, L.attn_norm, dim, c.norm_eps, &normed_[size_t(t) * dim]);
+  run_linear(layer, L.q, normed_.data(), n, q_.data());
+  run_linear(layer, L.k, normed_.data(), n, k_.data());
+  run_linear(layer, L.v, normed_.data(), n, v_.data());
+  for (int t = 0; t < n; ++t) {
+    const int pos = start + t;
+    const float* cos_row = &rope_cos_[size_t(pos) * half];
+    const float* sin_row = &rope_sin_[size_t(pos) * half];
+    for (int h = 0; h < c.n_heads; ++h) apply_rope(&q_[size_t(t) * q_dim + size_t(h) * hd], hd, c.rope_style, cos_row, sin_row);
+    for (int h = 0; h < c.n_kv_heads; ++h) apply_rope(&k_[size_t(t) * kv_dim + size_t(h) * hd], hd, c.rope_style, cos_row, sin_row);
+    const size_t slot = (size_t(layer) * capacity_ + pos) * kv_dim;
+    std::memcpy(&key_cache_[slot], &k_[size_t(t) * kv_dim], sizeof(float) * kv_dim);
+    std::memcpy(&value_cache_[slot], &v_[size_t(t) * kv_dim], sizeof(float) * kv_dim);
+  }
+  attention(layer, n, start);
+  run_linear(layer, L.o, att_out_.data(), n, tmp_.data());
+  for (size_t i = 0; i < size_t(n) * dim; ++i) x[i] += tmp_[i];
+
+  // Feed-forward (SwiGLU): x += W_down · (silu(W_gate·n(x)) ⊙ W_up·n(x))
+  for (int t = 0; t < n; ++t) rms_norm(x + size_t(t) * dim, L.ffn_norm, dim, c.norm_eps, &normed_[size_t(t) * dim]);
+  run_linear(layer, L.gate, normed_.data(), n, gate_.data());
+  run_linear(layer, L.up, normed_.data(), n, up_.data());
+  for (size_t i = 0; i < size_t(n) * hidden; ++i) {
+    const float g = gate_[i];
+    gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
+  }
+  run_linear(layer, L.down, gate_.data(), n, tmp_.data());
+  for (size_t i = 0; i < size_t(n) * dim; ++i) x[i] += tmp_[i];
+}
+
+void Session::output_logits(const float* x, int n, float* logits) {
+  const ModelConfig& c = model_->config();
+  ensure_scratch(n);
+  for (int t = 0; t < n; ++t) rms_norm(x + size_t(t) * c.dim, model_->final_norm(), c.dim, c.norm_eps, &normed_[size_t(t) * c.dim]);
+  run_linear(-1, model_->lm_head(), normed_.data(), n, logits);
+}
+
+Status Session::forward(std::span<const int> tokens, bool all_logits, std::vector<float>* logits) {
+  const ModelConfig& c = model_->config();
+  const int n = int(tokens.size());
+  if (n == 0) return error(ErrorCode::kInvalidArgument, "forward: no tokens");
+  if (position_ + n > capacity_)
+    return error(ErrorCode::kInvalidArgument, "sequence of {} tokens exceeds the context of {} tokens", position_ + n,
+                 capacity_);
+  for (int id : tokens)
+    if (id < 0 || id >= c.vocab_size)
+      return error(ErrorCode::kInvalidArgument, "token id {} is outside the vocabulary [0, {})", id, c.vocab_size);
+  std::vector<float> x(size_t(n) * c.dim);
+  embed(tokens, x.data());
+  for (int l = 0; l < c.n_layers; ++l) forward_block(l, x.data(), n, position_);
+  position_ += n;
+  const int rows = all_logits ? n : 1;
+  logits->resize(size_t(rows) * c.vocab_size);
+  output_logits(x.data() + size_t(n - rows) * c.dim, rows, logits->data());
+  return Status::Ok();
+}
+
+}  // namespace lowbit

@@ -1,0 +1,76 @@
+#include "model/model.h"
+
+#include <cstring>
+
+#include "base/half.h"
+
+namespace lowbit {
+
+namespace {
+
+// fp32 view of a raw tensor: in place when it already is aligned F32, else converted.
+const float* as_f32(const RawTensor& t, std::vector<std::unique_ptr<float[]>>& owned) {
+  const bool aligned = reinterpret_cast<uintptr_t>(t.data.data()) % alignof(float) == 0;
+  if (t.dtype == DType::kF32 && aligned) return reinterpret_cast<const float*>(t.data.data());
+  const size_t n = size_t(t.numel());
+  auto buf = std::make_unique<float[]>(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (t.dtype == DType::kF32) {
+      std::memcpy(&buf[i], t.data.data() + 4 * i, 4);
+    } else {
+      uint16_t b;
+      std::memcpy(&b, t.data.data() + 2 * i, 2);
+      buf[i] = t.dtype == DType::kF16 ? fp16_to_f32(b) : bf16_to_f32(b);
+    }
+  }
+  owned.push_back(std::move(buf));
+  return owned.back().get();
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Model>> Model::from_checkpoint(const Checkpoint& ckpt) {
+  LOWBIT_RETURN_IF_ERROR(validate_checkpoint_tensors(ckpt));
+  auto m = std::shared_ptr<Model>(new Model());
+  m->config_ = ckpt.config;
+  m->source_path_ = ckpt.path;
+  m->source_format_ = ckpt.format;
+  m->source_ = ckpt.tensors;
+  m->tokenizer_ = ckpt.tokenizer;
+  if (m->tokenizer_ && m->tokenizer_->vocab_size() != ckpt.config.vocab_size)
+    return error(ErrorCode::kFormat, "{}: tokenizer has {} tokens but the model's vocab_size is {}", ckpt.path,
+                 m->tokenizer_->vocab_size(), ckpt.config.vocab_size);
+  const ModelConfig& c = m->config_;
+  auto tensor = [&](const std::string& name) { return as_f32(*m->source_.find(name), m->owned_); };
+  auto linear = [&](const std::string& name, const std::string& bias_name) {
+    const RawTensor& t = *m->source_.find(name);
+    Linear l;
+    l.name = name;
+    l.out_features = int(t.shape[0]);
+    l.in_features = int(t.shape[1]);
+    l.weight = as_f32(t, m->owned_);
+    if (!bias_name.empty() && m->source_.find(bias_name)) l.bias = tensor(bias_name);
+    return l;
+  };
+  namespace tn = tensor_names;
+  m->embedding_ = tensor(tn::embed());
+  m->final_norm_ = tensor(tn::final_norm());
+  m->lm_head_ = c.tied_embeddings ? linear(tn::embed(), "") : linear(tn::lm_head(), "");
+  m->layers_.resize(size_t(c.n_layers));
+  for (int i = 0; i < c.n_layers; ++i) {
+    LayerWeights& L = m->layers_[size_t(i)];
+    auto name = [&](const char* suffix) { return tn::layer(i, suffix); };
+    L.attn_norm = tensor(name(tn::kAttnNorm));
+    L.ffn_norm = tensor(name(tn::kFfnNorm));
+    L.q = linear(name(tn::kQ), c.attention_bias ? name(tn::kQBias) : "");
+    L.k = linear(name(tn::kK), c.attention_bias ? name(tn::kKBias) : "");
+    L.v = linear(name(tn::kV), c.attention_bias ? name(tn::kVBias) : "");
+    L.o = linear(name(tn::kO), "");
+    L.gate = linear(name(tn::kGate), "");
+    L.up = linear(name(tn::kUp), "");
+    L.down = linear(name(tn::kDown), "");
+  }
+  return m;
+}
+
+}  // namespace lowbit
