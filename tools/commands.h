@@ -1,0 +1,14 @@
+// Subcommand registration: each adds itself to the app with its options and callback.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace lowbit::cli {
+
+void add_demo_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_run_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
+
+}  // namespace lowbit::cli
