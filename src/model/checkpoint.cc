@@ -33,6 +33,18 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
 Status validate_checkpoint_tensors(const Checkpoint& ckpt) {
   std::set<std::string> seen;
   for (const auto& e : expected_tensors(ckpt.config)) {
+    auto q = ckpt.quantized.find(e.name);
+    if (q != ckpt.quantized.end()) {
+      if (ckpt.tensors.find(e.name))
+        return error(ErrorCode::kFormat, "{}: tensor \"{}\" is stored both quantized and in floating point",
+                     ckpt.path, e.name);
+      if (e.shape.size() != 2 || q->second->rows != e.shape[0] || q->second->cols != e.shape[1])
+        return error(ErrorCode::kFormat, "{}: quantized tensor \"{}\" is [{}, {}] but the config implies {}",
+                     ckpt.path, e.name, q->second->rows, q->second->cols, shape_string(e.shape));
+      LOWBIT_RETURN_IF_ERROR(validate_matrix(*q->second).with_context(ckpt.path + ": " + e.name));
+      seen.insert(e.name);
+      continue;
+    }
     const RawTensor* t = ckpt.tensors.find(e.name);
     if (t == nullptr) return error(ErrorCode::kNotFound, "{}: missing tensor \"{}\"", ckpt.path, e.name);
     if (t->shape != e.shape)
@@ -49,6 +61,9 @@ Status validate_checkpoint_tensors(const Checkpoint& ckpt) {
   for (const auto& t : ckpt.tensors.tensors())
     if (!seen.count(t.name))
       return error(ErrorCode::kFormat, "{}: unexpected tensor \"{}\"", ckpt.path, t.name);
+  for (const auto& [name, m] : ckpt.quantized)
+    if (!seen.count(name))
+      return error(ErrorCode::kFormat, "{}: unexpected quantized tensor \"{}\"", ckpt.path, name);
   return Status::Ok();
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "formats/quantized_matrix.h"
 #include "io/tensor.h"
 #include "model/config.h"
 #include "model/tokenizer.h"
@@ -18,11 +19,15 @@ struct Checkpoint {
   std::string format;   // "llama2c", "safetensors", "gguf"
   ModelConfig config;   // config.rope_style tells how q/k rows are ordered in `tensors`
   TensorSet tensors;    // canonical names (model/config.h tensor_names), stored dtype
+  // Quantized weights by canonical weight name ("model.layers.0.self_attn.q_proj.weight"); such a
+  // weight is absent from `tensors`. Codes unpacked, one per weight (the reference form).
+  std::map<std::string, std::shared_ptr<const QuantizedMatrix>> quantized;
   std::shared_ptr<const Tokenizer> tokenizer;  // null when the checkpoint has none
 };
 
-// Checks that every tensor the config implies is present with the right shape and a float
-// dtype (F32/F16/BF16), and that nothing unexpected is there. Names `ckpt.path` in errors.
+// Checks that every tensor the config implies is present with the right shape, either as a
+// float tensor (F32/F16/BF16) or as a quantized matrix, and that nothing unexpected is there.
+// Names `ckpt.path` in errors.
 Status validate_checkpoint_tensors(const Checkpoint& ckpt);
 // Every tensor the config implies with its shape, in a fixed order (embed, layers, norm, head).
 struct ExpectedTensor {

@@ -43,17 +43,32 @@ Result<std::shared_ptr<Model>> Model::from_checkpoint(const Checkpoint& ckpt) {
   const ModelConfig& c = m->config_;
   auto tensor = [&](const std::string& name) { return as_f32(*m->source_.find(name), m->owned_); };
   auto linear = [&](const std::string& name, const std::string& bias_name) {
-    const RawTensor& t = *m->source_.find(name);
     Linear l;
     l.name = name;
-    l.out_features = int(t.shape[0]);
-    l.in_features = int(t.shape[1]);
-    l.weight = as_f32(t, m->owned_);
+    auto q = ckpt.quantized.find(name);
+    if (q != ckpt.quantized.end()) {
+      l.quantized = q->second;
+      l.out_features = int(q->second->rows);
+      l.in_features = int(q->second->cols);
+    } else {
+      const RawTensor& t = *m->source_.find(name);
+      l.out_features = int(t.shape[0]);
+      l.in_features = int(t.shape[1]);
+      l.weight = as_f32(t, m->owned_);
+    }
     if (!bias_name.empty() && m->source_.find(bias_name)) l.bias = tensor(bias_name);
     return l;
   };
   namespace tn = tensor_names;
-  m->embedding_ = tensor(tn::embed());
+  if (ckpt.quantized.count(tn::embed())) {
+    // The embedding is looked up row by row: keep a dequantized copy for the lookup.
+    auto values = dequantize(*ckpt.quantized.at(tn::embed()));
+    m->owned_.push_back(std::make_unique<float[]>(values.size()));
+    std::copy(values.begin(), values.end(), m->owned_.back().get());
+    m->embedding_ = m->owned_.back().get();
+  } else {
+    m->embedding_ = tensor(tn::embed());
+  }
   m->final_norm_ = tensor(tn::final_norm());
   m->lm_head_ = c.tied_embeddings ? linear(tn::embed(), "") : linear(tn::lm_head(), "");
   m->layers_.resize(size_t(c.n_layers));

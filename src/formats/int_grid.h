@@ -1,0 +1,62 @@
+// The uniform integer grid shared by RTN and GPTQ: codes 0..maxq (maxq = 2^bits - 1), one scale
+// and one zero point per group, value = scale * (code - zero).
+//
+// The fit follows the reference GPTQ `Quantizer.find_params` (IST-DASLab gptq/quant.py) exactly,
+// with one documented difference, marked (*):
+//   xmin = min(group_min, 0), xmax = max(group_max, 0)      the grid always contains 0
+//   symmetric:  xmax = max(|xmin|, xmax); if xmin < 0 then xmin = -xmax
+//   if xmin == xmax (== 0, an all-zero group): xmin = -1, xmax = +1
+//   xmin *= shrink, xmax *= shrink                            (clipping search; shrink 1 = min/max)
+//   scale = (xmax - xmin) / maxq
+//   (*) scale = round_to_fp16(scale), kept within [2^-24, 65504]
+//   asymmetric: zero = round(-xmin / scale), clamped to [0, maxq]
+//   symmetric:  zero = (maxq + 1) / 2 = 2^(bits-1)
+//   code = clamp(round(x / scale) + zero, 0, maxq),  round = half to even (as torch.round)
+//
+// (*) Why round the scale to fp16 before computing zero and codes: scales are stored as fp16 (and
+// zeros, being integers in [0, 255], are exact in fp16), so codes computed against the fp16 scale
+// make (codes, stored scale, stored zero) reproduce the dequantized values bit for bit; nothing a
+// loader reads differs from what the quantizer measured. The reference computes codes with the
+// fp32 scale and rounds only when packing, a relative difference of at most 2^-11 in the scale.
+//
+// Known quirk kept from the reference: a symmetric group with no negative value keeps xmin = 0,
+// so scale = xmax/maxq while codes above zero reach only (maxq-1)/2 steps: values above
+// scale*(maxq-1)/2 are clipped. Tests pin this behaviour down rather than hide it.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace lowbit {
+
+// One group's parameters. For integer grids both are exactly representable in fp16; the other
+// formats reuse the struct (nf4: scale = block absmax, fp8: scale = row absmax/448; zero = 0).
+struct GroupParams {
+  float scale = 1.0f;
+  float zero = 0.0f;  // an integer for integer grids
+};
+static_assert(sizeof(GroupParams) == 8, "GroupParams is two floats");
+
+// Bounds on a stored fp16 scale: the smallest positive subnormal and the largest finite value.
+inline constexpr float kMinFp16Scale = 5.9604644775390625e-8f;  // 2^-24
+inline constexpr float kMaxFp16Value = 65504.0f;
+
+// Fits scale and zero for a group whose values span [group_min, group_max] (see the top of this
+// file). `shrink` in (0, 1] narrows the range for clipping search.
+GroupParams fit_int_grid(float group_min, float group_max, int bits, bool symmetric, float shrink = 1.0f);
+
+// Round half to even under the default floating-point environment (lowbit never changes it).
+inline float round_half_even(float x) { return std::nearbyint(x); }
+
+inline uint8_t quantize_int_grid(float x, const GroupParams& params, int max_code) {
+  float q = round_half_even(x / params.scale) + params.zero;
+  q = q < 0.0f ? 0.0f : q;
+  q = q > float(max_code) ? float(max_code) : q;
+  return uint8_t(q);
+}
+
+inline float dequantize_int_grid(uint8_t code, const GroupParams& params) {
+  return params.scale * (float(code) - params.zero);
+}
+
+}  // namespace lowbit

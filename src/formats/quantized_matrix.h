@@ -1,0 +1,61 @@
+// A quantized [rows, cols] weight in the reference (unpacked) form every format shares: one code
+// per weight and one GroupParams per (row, group). This is what quantizers produce and what the
+// packers (canonical bit stream, GPTQ tensors) and kernels consume.
+//
+// Per element, by format family (the scalar reference; see the family headers for layouts):
+//   intN    fit: int_grid.h min/max grid    value = scale * (code - zero)
+//   nf4     fit: scale = block absmax        value = scale * kNf4.levels[code]
+//   fp8     fit: scale = row absmax / 448    value = scale * fp8_e4m3_to_f32(code)
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "base/status.h"
+#include "formats/format.h"
+#include "formats/int_grid.h"
+
+namespace lowbit {
+
+struct QuantizedMatrix {
+  FormatSpec spec;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  std::vector<uint8_t> codes;       // [rows, cols], one code per weight
+  std::vector<GroupParams> params;  // [layout().param_rows, layout().groups_per_row]
+
+  GroupLayout layout() const { return group_layout(spec, rows, cols); }
+  const GroupParams& params_at(int64_t row, int64_t col) const {
+    return params[size_t(layout().param_index(row, col))];
+  }
+};
+
+// Parameters for a group whose values span [group_min, group_max]; `shrink` in (0, 1] narrows
+// the range (1 = plain min/max, or absmax for nf4/fp8).
+GroupParams fit_group(const FormatSpec& spec, float group_min, float group_max, float shrink = 1.0f);
+uint8_t encode_value(const FormatSpec& spec, float x, const GroupParams& params);
+float decode_value(const FormatSpec& spec, uint8_t code, const GroupParams& params);
+
+// Input checks shared by every quantizer: a quantized spec, weights.size() == rows*cols, every
+// weight finite, and for integer grids |w| <= 65504 so that fp16 scales can hold the range.
+Status validate_weights(std::span<const float> weights, int64_t rows, int64_t cols, const FormatSpec& spec);
+// Consistency of a matrix built elsewhere (e.g. read from a file): sizes and code ranges.
+Status validate_matrix(const QuantizedMatrix& matrix);
+
+// Min and max over the elements of one parameter set.
+struct ValueRange {
+  float min;
+  float max;
+};
+ValueRange group_range(std::span<const float> weights, const GroupLayout& layout, int64_t param_row,
+                       int64_t group);
+
+// The reference encoder: each group fit from its min/max (absmax) with no clipping.
+Result<QuantizedMatrix> quantize_reference(std::span<const float> weights, int64_t rows, int64_t cols,
+                                           const FormatSpec& spec);
+
+// [rows, cols] fp32 values of the matrix.
+std::vector<float> dequantize(const QuantizedMatrix& matrix);
+
+}  // namespace lowbit
