@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(g++ cmake ninja-build pkg-config libopenblas-dev liblapacke-dev nlohmann-json3-dev
+packages=(g++ cmake ninja-build pkg-config libopenblas-openmp-dev liblapacke-dev nlohmann-json3-dev
           libcli11-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev)
 missing=()
 for p in "${packages[@]}"; do

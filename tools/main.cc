@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   lowbit::cli::add_inspect_command(app);
   lowbit::cli::add_eval_command(app);
   lowbit::cli::add_run_command(app);
+  lowbit::cli::add_quantize_command(app);
   lowbit::cli::add_convert_command(app);
   try {
     app.parse(argc, argv);

@@ -58,7 +58,8 @@ Result<GptqTensors> pack_gptq(const QuantizedMatrix& matrix, GptqCheckpointForma
   std::vector<uint8_t> zero_fields(size_t(groups * out.out_features));
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t o = 0; o < out.out_features; ++o) {
-      const GroupParams& p = matrix.params_at(o, layout.group_begin(g));
+      // Parameter set g of this output row (with act-order its inputs are those with g_idx == g).
+      const GroupParams& p = matrix.params[size_t((layout.param_rows == 1 ? 0 : o) * groups + g)];
       if (round_to_fp16(p.scale) != p.scale) {
         return error(ErrorCode::kInvalidArgument, "scale {} of column {} group {} is not an fp16 value", p.scale, o,
                      g);
@@ -98,7 +99,8 @@ Result<GptqTensors> pack_gptq(const QuantizedMatrix& matrix, GptqCheckpointForma
 
   out.g_idx.resize(size_t(out.in_features));
   for (int64_t i = 0; i < out.in_features; ++i) {
-    out.g_idx[size_t(i)] = int32_t(out.group_size == -1 ? 0 : i / out.group_size);
+    out.g_idx[size_t(i)] = matrix.g_idx.empty() ? int32_t(out.group_size == -1 ? 0 : i / out.group_size)
+                                                : matrix.g_idx[size_t(i)];
   }
   return out;
 }
@@ -120,12 +122,13 @@ Result<QuantizedMatrix> unpack_gptq(const GptqTensors& t, bool symmetric, GptqCh
                  t.qweight.size(), t.qzeros.size(), t.scales.size(), t.g_idx.size(), t.in_features, t.out_features,
                  t.bits, t.group_size);
   }
+  bool contiguous = true;
   for (int64_t i = 0; i < t.in_features; ++i) {
-    const int64_t expected = t.group_size == -1 ? 0 : i / t.group_size;
-    if (t.g_idx[size_t(i)] != expected) {
-      return error(ErrorCode::kUnsupported, "g_idx[{}] = {} is not i / group_size = {} (act-order layout)", i,
-                   t.g_idx[size_t(i)], expected);
+    const int32_t group = t.g_idx[size_t(i)];
+    if (group < 0 || group >= groups) {
+      return error(ErrorCode::kFormat, "g_idx[{}] = {} is outside [0, {})", i, group, groups);
     }
+    contiguous = contiguous && group == (t.group_size == -1 ? 0 : i / t.group_size);
   }
 
   QuantizedMatrix m;
@@ -133,6 +136,7 @@ Result<QuantizedMatrix> unpack_gptq(const GptqTensors& t, bool symmetric, GptqCh
                       t.group_size == -1 ? 0 : t.group_size, symmetric};
   m.rows = t.out_features;
   m.cols = t.in_features;
+  if (!contiguous) m.g_idx = t.g_idx;  // act-order: inputs grouped in quantization order
   m.codes.resize(size_t(m.rows * m.cols));
   std::vector<uint32_t> stream(static_cast<size_t>(qrows), 0u);
   for (int64_t o = 0; o < t.out_features; ++o) {

@@ -8,7 +8,9 @@
 //   qzeros   int32 [G, ceil(out/32)*bits]    stored zero points packed along out_features: row g
 //                                            holds the bit stream of fields (g, 0..out-1)
 //   scales   fp16  [G, out]
-//   g_idx    int32 [in]                      group of each input: i / group_size (0 for -1)
+//   g_idx    int32 [in]                      group of each input: i / group_size (0 for -1), or
+//                                            for act-order (desc_act) checkpoints the group each
+//                                            input was quantized in (QuantizedMatrix::g_idx)
 //
 // Each column of qweight and each row of qzeros is a bit stream in chunks of 32 values = `bits`
 // words: 8 codes per word at 4 bits (code k of a chunk in bits 4k..4k+3), 16 at 2 bits, 4 at 8
@@ -62,8 +64,8 @@ struct GptqTensors {
 Result<GptqTensors> pack_gptq(const QuantizedMatrix& matrix, GptqCheckpointFormat format);
 
 // Reads GPTQ tensors back. `symmetric` comes from quantization_config.sym; every zero point must
-// then be 2^(bits-1). Only g_idx[i] = i / group_size is supported (act-order checkpoints with a
-// permuted g_idx are refused with kUnsupported).
+// then be 2^(bits-1). A g_idx other than i / group_size (act-order) is kept in the matrix's g_idx;
+// a value outside [0, groups) is kFormat.
 Result<QuantizedMatrix> unpack_gptq(const GptqTensors& tensors, bool symmetric, GptqCheckpointFormat format);
 
 }  // namespace lowbit

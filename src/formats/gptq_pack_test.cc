@@ -183,9 +183,11 @@ TEST(GptqPack, UnpackRejectsMalformedTensors) {
   short_qweight.qweight.pop_back();
   EXPECT_EQ(unpack_gptq(short_qweight, false, Format::kGptqV1).status().code(), ErrorCode::kFormat);
 
-  GptqTensors act_order = good;
-  std::swap(act_order.g_idx[0], act_order.g_idx[31]);
-  EXPECT_EQ(unpack_gptq(act_order, false, Format::kGptqV1).status().code(), ErrorCode::kUnsupported);
+  GptqTensors bad_g_idx = good;
+  bad_g_idx.g_idx[3] = 2;  // only groups 0 and 1 exist
+  EXPECT_EQ(unpack_gptq(bad_g_idx, false, Format::kGptqV1).status().code(), ErrorCode::kFormat);
+  bad_g_idx.g_idx[3] = -1;
+  EXPECT_EQ(unpack_gptq(bad_g_idx, false, Format::kGptqV1).status().code(), ErrorCode::kFormat);
 
   // Zeros 3, 15, 1, 8 are not the symmetric 8.
   EXPECT_EQ(unpack_gptq(good, true, Format::kGptqV1).status().code(), ErrorCode::kFormat);
@@ -197,6 +199,34 @@ TEST(GptqPack, UnpackRejectsMalformedTensors) {
   GptqTensors bad_scale = good;
   bad_scale.scales[0] = 0x7c00;  // +inf
   EXPECT_EQ(unpack_gptq(bad_scale, false, Format::kGptqV1).status().code(), ErrorCode::kFormat);
+}
+
+// Act-order: inputs quantized in a permuted order form their groups in that order, so g_idx is a
+// permuted group map. It travels through the GPTQ tensors unchanged and the parameters of group g
+// of a row are the ones its g_idx == g inputs decode with.
+TEST(GptqPack, PermutedGroupIndexRoundTrips) {
+  QuantizedMatrix m = hand_matrix();
+  // Inputs 0..15 and 16..31 trade group membership in a scattered pattern (16 per group).
+  m.g_idx.resize(32);
+  for (int i = 0; i < 32; ++i) m.g_idx[size_t(i)] = (i * 7 % 32) < 16 ? 1 : 0;
+  ASSERT_TRUE(validate_matrix(m).ok());
+  for (Format format : {Format::kGptqV1, Format::kGptqV2}) {
+    Result<GptqTensors> t = pack_gptq(m, format);
+    ASSERT_TRUE(t.ok()) << t.status().message();
+    EXPECT_EQ(t->g_idx, m.g_idx);
+    // The stored scales are per group, whatever the membership: group 0 of column 0 is (0.5, 3).
+    EXPECT_EQ(t->scales[0], 0x3800);
+    Result<QuantizedMatrix> back = unpack_gptq(*t, false, format);
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_EQ(back->g_idx, m.g_idx);
+    EXPECT_EQ(back->codes, m.codes);
+    EXPECT_EQ(dequantize(*back), dequantize(m));
+  }
+  // Element (row 1, input 2) decodes with group g_idx[2] of row 1.
+  const std::vector<float> values = dequantize(m);
+  const GroupParams& p = m.params[size_t(1 * 2 + m.g_idx[2])];
+  EXPECT_EQ(values[size_t(1 * 32 + 2)], p.scale * (float(m.codes[size_t(1 * 32 + 2)]) - p.zero));
+  EXPECT_EQ(&m.params_at(1, 2), &p);
 }
 
 }  // namespace

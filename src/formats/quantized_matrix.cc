@@ -90,6 +90,18 @@ Status validate_matrix(const QuantizedMatrix& matrix) {
     return error(ErrorCode::kInvalidArgument, "{} parameter sets where {} on [{}, {}] needs {}",
                  matrix.params.size(), format_spec_name(spec), matrix.rows, matrix.cols, layout.param_count());
   }
+  if (!matrix.g_idx.empty()) {
+    if (matrix.g_idx.size() != size_t(matrix.cols)) {
+      return error(ErrorCode::kInvalidArgument, "g_idx has {} entries for {} columns", matrix.g_idx.size(),
+                   matrix.cols);
+    }
+    for (size_t c = 0; c < matrix.g_idx.size(); ++c) {
+      if (matrix.g_idx[c] < 0 || matrix.g_idx[c] >= layout.groups_per_row) {
+        return error(ErrorCode::kInvalidArgument, "g_idx[{}] = {} is outside [0, {})", c, matrix.g_idx[c],
+                     layout.groups_per_row);
+      }
+    }
+  }
   const int max_code = (1 << spec.code_bits()) - 1;
   for (size_t i = 0; i < matrix.codes.size(); ++i) {
     if (matrix.codes[i] > max_code) {
@@ -146,11 +158,13 @@ std::vector<float> dequantize(const QuantizedMatrix& matrix) {
   LOWBIT_CHECK(matrix.codes.size() == size_t(matrix.rows) * size_t(matrix.cols));
   const GroupLayout layout = matrix.layout();
   LOWBIT_CHECK(matrix.params.size() == size_t(layout.param_count()));
+  LOWBIT_CHECK(matrix.g_idx.empty() || matrix.g_idx.size() == size_t(matrix.cols));
+  for (int32_t g : matrix.g_idx) LOWBIT_CHECK(g >= 0 && g < layout.groups_per_row);
   std::vector<float> values(matrix.codes.size());
   for (int64_t r = 0; r < matrix.rows; ++r) {
     for (int64_t c = 0; c < matrix.cols; ++c) {
       const size_t i = size_t(r * matrix.cols + c);
-      values[i] = decode_value(matrix.spec, matrix.codes[i], matrix.params[size_t(layout.param_index(r, c))]);
+      values[i] = decode_value(matrix.spec, matrix.codes[i], matrix.params[size_t(matrix.param_index(r, c, layout))]);
     }
   }
   return values;

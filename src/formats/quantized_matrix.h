@@ -24,10 +24,23 @@ struct QuantizedMatrix {
   int64_t cols = 0;
   std::vector<uint8_t> codes;       // [rows, cols], one code per weight
   std::vector<GroupParams> params;  // [layout().param_rows, layout().groups_per_row]
+  // Group of each input column, [cols], or empty for the contiguous groups of the layout
+  // (column c in group c / group_size). GPTQ with act-order quantizes columns in a permuted order
+  // and forms its groups in that order, so a group's columns are scattered: g_idx records them
+  // (the Hugging Face GPTQ tensor of the same name). Values lie in [0, groups_per_row).
+  // (The `= {}` lets brace initializations that stop at `params` compile without warnings.)
+  std::vector<int32_t> g_idx = {};
 
   GroupLayout layout() const { return group_layout(spec, rows, cols); }
+  int64_t group_of(int64_t col, const GroupLayout& l) const {
+    return g_idx.empty() ? col / l.group_size : int64_t(g_idx[size_t(col)]);
+  }
+  int64_t param_index(int64_t row, int64_t col, const GroupLayout& l) const {
+    return (l.param_rows == 1 ? 0 : row) * l.groups_per_row + group_of(col, l);
+  }
   const GroupParams& params_at(int64_t row, int64_t col) const {
-    return params[size_t(layout().param_index(row, col))];
+    const GroupLayout l = layout();
+    return params[size_t(param_index(row, col, l))];
   }
 };
 
@@ -40,7 +53,8 @@ float decode_value(const FormatSpec& spec, uint8_t code, const GroupParams& para
 // Input checks shared by every quantizer: a quantized spec, weights.size() == rows*cols, every
 // weight finite, and for integer grids |w| <= 65504 so that fp16 scales can hold the range.
 Status validate_weights(std::span<const float> weights, int64_t rows, int64_t cols, const FormatSpec& spec);
-// Consistency of a matrix built elsewhere (e.g. read from a file): sizes and code ranges.
+// Consistency of a matrix built elsewhere (e.g. read from a file): sizes, code ranges, and g_idx
+// (empty, or [cols] with every value in [0, groups_per_row)).
 Status validate_matrix(const QuantizedMatrix& matrix);
 
 // Min and max over the elements of one parameter set.

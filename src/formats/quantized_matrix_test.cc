@@ -214,6 +214,34 @@ TEST(QuantizedMatrix, RejectsBadInput) {
   EXPECT_EQ(validate_matrix(m).code(), ErrorCode::kInvalidArgument);
 }
 
+// g_idx (act-order) maps each input to its group: params_at and dequantize follow it, and
+// validate_matrix checks its size and range.
+TEST(QuantizedMatrix, GroupIndexSelectsParameters) {
+  QuantizedMatrix m = quantize_ok(test_weights(3, 10, 5), 3, 10, spec_of("int4g4"));  // groups 4, 4, 2
+  ASSERT_EQ(m.layout().groups_per_row, 3);
+  const std::vector<float> contiguous = dequantize(m);
+  // The identity map changes nothing.
+  for (int c = 0; c < 10; ++c) m.g_idx.push_back(c / 4);
+  EXPECT_TRUE(validate_matrix(m).ok());
+  EXPECT_EQ(dequantize(m), contiguous);
+  // A permuted map: input c decodes with the parameters of group g_idx[c] of its row.
+  m.g_idx = {2, 0, 1, 0, 2, 1, 0, 1, 0, 1};
+  ASSERT_TRUE(validate_matrix(m).ok());
+  const std::vector<float> permuted = dequantize(m);
+  for (int64_t r = 0; r < 3; ++r)
+    for (int64_t c = 0; c < 10; ++c) {
+      const GroupParams& p = m.params[size_t(r * 3 + m.g_idx[size_t(c)])];
+      EXPECT_EQ(&m.params_at(r, c), &p);
+      EXPECT_EQ(permuted[size_t(r * 10 + c)], p.scale * (float(m.codes[size_t(r * 10 + c)]) - p.zero));
+    }
+  m.g_idx[4] = 3;
+  EXPECT_EQ(validate_matrix(m).code(), ErrorCode::kInvalidArgument);
+  m.g_idx[4] = -1;
+  EXPECT_EQ(validate_matrix(m).code(), ErrorCode::kInvalidArgument);
+  m.g_idx.pop_back();
+  EXPECT_EQ(validate_matrix(m).code(), ErrorCode::kInvalidArgument);
+}
+
 TEST(QuantizedMatrix, EmptyMatrixIsValid) {
   const QuantizedMatrix m = quantize_ok({}, 0, 5, spec_of("int4g32"));
   EXPECT_TRUE(m.codes.empty());

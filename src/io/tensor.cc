@@ -1,5 +1,7 @@
 #include "io/tensor.h"
 
+#include <algorithm>
+
 namespace lowbit {
 
 namespace {
@@ -56,6 +58,16 @@ Status TensorSet::add_owned(std::string name, DType dtype, std::vector<int64_t> 
   LOWBIT_CHECK(uint64_t(t.numel()) * dtype_size(dtype) == buf->size());
   owned_.push_back(std::move(buf));
   return add(std::move(t));
+}
+
+TensorSet TensorSet::without(const std::vector<std::string>& names) const {
+  TensorSet out;
+  out.files_ = files_;
+  out.owned_ = owned_;
+  out.metadata_ = metadata_;
+  for (const auto& t : tensors_)
+    if (std::find(names.begin(), names.end(), t.name) == names.end()) LOWBIT_CHECK(out.add(t).ok());
+  return out;
 }
 
 const RawTensor* TensorSet::find(const std::string& name) const {

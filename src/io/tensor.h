@@ -45,6 +45,8 @@ class TensorSet {
   // Fails (kFormat) on a duplicate name.
   Status add(RawTensor t);
   const RawTensor* find(const std::string& name) const;
+  // A copy without the named tensors (sharing the same files and owned buffers).
+  TensorSet without(const std::vector<std::string>& names) const;
   const std::vector<RawTensor>& tensors() const { return tensors_; }
   // Free-form string metadata (safetensors __metadata__, selected GGUF keys).
   std::map<std::string, std::string>& metadata() { return metadata_; }

@@ -75,7 +75,10 @@ void Session::attention(int layer, int n, int start) {
   const float scale = 1.0f / std::sqrt(float(hd));
   const float* keys = key_cache_.data() + size_t(layer) * capacity_ * kv_dim;
   const float* values = value_cache_.data() + size_t(layer) * capacity_ * kv_dim;
-#pragma omp parallel
+  // Threads only pay off when there is real work: a tiny model's attention is done faster on one
+  // core than it takes to wake the others.
+  const double work = double(n) * c.n_heads * (start + n) * hd;
+#pragma omp parallel if (work > 1e6)
   {
     std::vector<float> scores(size_t(start + n));
 #pragma omp for collapse(2) schedule(static)

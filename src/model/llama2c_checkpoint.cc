@@ -18,10 +18,10 @@
 #include <cstring>
 #include <filesystem>
 
-#include "base/half.h"
 #include "io/atomic_file.h"
 #include "io/byte_reader.h"
 #include "model/checkpoint.h"
+#include "model/float_values.h"
 #include "model/rope_permute.h"
 #include "model/tokenizer_io.h"
 
@@ -210,15 +210,7 @@ Status save_llama2c_checkpoint(const std::string& path, const Checkpoint& ck, bo
   // Values of one canonical tensor as fp32, with q/k rows in interleaved order.
   auto values = [&](const std::string& name) -> std::vector<float> {
     const RawTensor* t = ck.tensors.find(name);
-    std::vector<float> v(size_t(t->numel()));
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (t->dtype == DType::kF32) std::memcpy(&v[i], t->data.data() + 4 * i, 4);
-      else {
-        uint16_t b;
-        std::memcpy(&b, t->data.data() + 2 * i, 2);
-        v[i] = t->dtype == DType::kF16 ? fp16_to_f32(b) : bf16_to_f32(b);
-      }
-    }
+    std::vector<float> v = float_values(*t);
     bool is_q = name.find(tensor_names::kQ) != std::string::npos;
     bool is_k = name.find(tensor_names::kK) != std::string::npos;
     if (c.rope_style == RopeStyle::kHalf && (is_q || is_k))

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "base/half.h"
+#include "model/float_values.h"
 
 namespace lowbit {
 
@@ -12,17 +12,9 @@ namespace {
 const float* as_f32(const RawTensor& t, std::vector<std::unique_ptr<float[]>>& owned) {
   const bool aligned = reinterpret_cast<uintptr_t>(t.data.data()) % alignof(float) == 0;
   if (t.dtype == DType::kF32 && aligned) return reinterpret_cast<const float*>(t.data.data());
-  const size_t n = size_t(t.numel());
-  auto buf = std::make_unique<float[]>(n);
-  for (size_t i = 0; i < n; ++i) {
-    if (t.dtype == DType::kF32) {
-      std::memcpy(&buf[i], t.data.data() + 4 * i, 4);
-    } else {
-      uint16_t b;
-      std::memcpy(&b, t.data.data() + 2 * i, 2);
-      buf[i] = t.dtype == DType::kF16 ? fp16_to_f32(b) : bf16_to_f32(b);
-    }
-  }
+  const std::vector<float> values = float_values(t);
+  auto buf = std::make_unique<float[]>(values.size());
+  std::copy(values.begin(), values.end(), buf.get());
   owned.push_back(std::move(buf));
   return owned.back().get();
 }

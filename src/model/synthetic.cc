@@ -4,7 +4,7 @@
 #include <cstring>
 #include <random>
 
-#include "base/half.h"
+#include "model/float_values.h"
 
 namespace lowbit {
 
@@ -21,21 +21,6 @@ ModelConfig tiny_test_config() {
   c.tied_embeddings = true;
   return c;
 }
-
-namespace {
-std::vector<uint8_t> encode(const std::vector<float>& v, DType dtype) {
-  std::vector<uint8_t> out(v.size() * dtype_size(dtype));
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (dtype == DType::kF32) {
-      std::memcpy(out.data() + 4 * i, &v[i], 4);
-    } else {
-      uint16_t h = dtype == DType::kF16 ? f32_to_fp16(v[i]) : f32_to_bf16(v[i]);
-      std::memcpy(out.data() + 2 * i, &h, 2);
-    }
-  }
-  return out;
-}
-}  // namespace
 
 Checkpoint make_random_checkpoint(const ModelConfig& config, uint64_t seed, DType dtype) {
   Checkpoint ck;
@@ -59,7 +44,7 @@ Checkpoint make_random_checkpoint(const ModelConfig& config, uint64_t seed, DTyp
     const float fan_in = shape.size() == 2 ? float(shape[1]) : 1.0f;
     const float std = is_norm ? 0.1f : is_bias ? 0.05f : 1.0f / std::sqrt(fan_in);
     for (auto& x : v) x = (is_norm ? 1.0f : 0.0f) + std * normal(rng);
-    LOWBIT_CHECK(ck.tensors.add_owned(name, dtype, shape, encode(v, dtype)).ok());
+    LOWBIT_CHECK(ck.tensors.add_owned(name, dtype, shape, encode_floats(v, dtype)).ok());
   }
   return ck;
 }

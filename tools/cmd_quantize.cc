@@ -1,0 +1,156 @@
+// lowbit quantize MODEL -o OUT: resolve a recipe (flags or a JSON file) into a per-tensor plan,
+// quantize every planned tensor with its method, and write a quantized checkpoint.
+#include <chrono>
+#include <filesystem>
+
+#include "base/progress.h"
+#include "cli_common.h"
+#include "commands.h"
+#include "export/quantized_checkpoint.h"
+#include "io/atomic_file.h"
+#include "io/mapped_file.h"
+#include "model/checkpoint.h"
+#include "quant/recipe.h"
+#include "quant/rtn.h"
+#include "quantize_methods.h"
+
+namespace lowbit::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct QuantizeOptions {
+  std::string model, tokenizer, output, recipe, format, method = "rtn", dtype = "f32";
+  int bits = 4;
+  int group = 128;
+  bool sym = false, clip = false, dry_run = false, force = false;
+  int threads = 0;
+  GptqCliOptions gptq;
+};
+
+FormatSpec spec_from_flags(const QuantizeOptions& o) {
+  if (!o.format.empty()) return unwrap(parse_format_spec(o.format));
+  if (o.bits != 2 && o.bits != 3 && o.bits != 4 && o.bits != 8)
+    fail(error(ErrorCode::kInvalidArgument, "--bits {}: lowbit quantizes to 8, 4, 3 or 2 bits", o.bits));
+  std::string text = "int" + std::to_string(o.bits);
+  if (o.group > 0) text += "g" + std::to_string(o.group);
+  else if (o.group < 0) text += "_tensor";
+  if (o.sym) text += "_sym";
+  return unwrap(parse_format_spec(text));
+}
+
+std::vector<TensorShape> quantizable_tensors(const Checkpoint& ck) {
+  std::vector<TensorShape> shapes;
+  for (const ExpectedTensor& e : expected_tensors(ck.config))
+    if (e.shape.size() == 2) shapes.push_back({e.name, e.shape[0], e.shape[1]});
+  return shapes;
+}
+
+void print_plan(const Plan& plan) {
+  std::printf("%-44s %-12s %-14s %12s %8s\n", "tensor", "shape", "format", "bytes", "bits/w");
+  uint64_t weights = 0;
+  for (const auto& e : plan.entries) {
+    weights += uint64_t(e.rows * e.cols);
+    std::printf("%-44s %-12s %-14s %12s %8.3f\n", e.name.c_str(), fmt::format("{}x{}", e.rows, e.cols).c_str(),
+                e.format.is_quantized() ? (format_spec_name(e.format) + " " + e.method).c_str() : "keep",
+                with_commas(int64_t(e.bytes)).c_str(), e.bits_per_weight());
+  }
+  std::printf("total: %s bytes for %s weights = %.4f bits/weight\n", with_commas(int64_t(plan.total_bytes())).c_str(),
+              with_commas(int64_t(weights)).c_str(), 8.0 * double(plan.total_bytes()) / double(weights));
+}
+
+void run_quantize(const QuantizeOptions& o) {
+  set_threads(o.threads);
+  const auto t0 = std::chrono::steady_clock::now();
+  Checkpoint ck = unwrap(load_checkpoint(o.model, o.tokenizer));
+  Recipe recipe;
+  if (!o.recipe.empty()) {
+    recipe = unwrap(parse_recipe(unwrap(read_text_file(o.recipe)), o.recipe));
+  } else {
+    recipe = uniform_recipe(spec_from_flags(o), o.method);
+  }
+  if (!o.recipe.empty() && recipe.method == "rtn" && o.method != "rtn") recipe.method = o.method;
+  Plan plan = unwrap(resolve_plan(recipe, quantizable_tensors(ck)));
+  for (const auto& w : plan.warnings) std::fprintf(stderr, "lowbit: warning: %s\n", w.c_str());
+  for (const auto& e : plan.entries)
+    if (e.format.is_quantized() && e.method != "rtn" && e.method != "gptq")
+      fail(error(ErrorCode::kInvalidArgument, "tensor {}: unknown method \"{}\" (rtn, gptq)", e.name, e.method));
+  if (o.dry_run) {
+    print_plan(plan);
+    return;
+  }
+  if (o.output.empty()) fail(error(ErrorCode::kInvalidArgument, "quantize needs -o OUT (or --dry-run)"));
+  if (fs::exists(o.output) && !o.force)
+    fail(error(ErrorCode::kInvalidArgument, "{}: output exists; use --force to replace it", o.output));
+
+  QuantizedTensors quantized = quantize_planned_tensors(ck, plan, o.clip, o.gptq);
+  uint64_t before = 0;
+  for (const auto& t : ck.tensors.tensors()) before += t.data.size();
+  Checkpoint out;
+  out.path = o.output;
+  out.format = "safetensors";
+  out.config = ck.config;
+  out.tokenizer = ck.tokenizer;
+  std::vector<std::string> names;
+  for (const auto& [name, m] : quantized.matrices) names.push_back(name);
+  out.tensors = ck.tensors.without(names);
+  out.quantized = quantized.matrices;
+  QuantizedSaveOptions save;
+  save.float_dtype = o.dtype == "f16" ? DType::kF16 : o.dtype == "bf16" ? DType::kBF16 : DType::kF32;
+  save.overwrite = o.force;
+  check(save_quantized_checkpoint(o.output, out, save));
+  check(write_text_file_atomic(o.output + "/lowbit-recipe.json", recipe_to_json(recipe)));
+
+  uint64_t q_bytes = 0, q_weights = 0;
+  for (const auto& e : plan.entries)
+    if (e.format.is_quantized()) q_bytes += e.bytes, q_weights += uint64_t(e.rows * e.cols);
+  const uint64_t after = uint64_t(fs::file_size(o.output + "/model.safetensors"));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("quantized %zu tensors (%s weights) to %s\n", quantized.matrices.size(),
+              with_commas(int64_t(q_weights)).c_str(), o.output.c_str());
+  if (q_weights > 0)
+    std::printf("quantized tensors: %s bytes, %.4f bits/weight (codes + scales + zero points)\n",
+                with_commas(int64_t(q_bytes)).c_str(), 8.0 * double(q_bytes) / double(q_weights));
+  std::printf("size: %s → %s (model.safetensors; %.2fx smaller)\n", human_bytes(double(before)).c_str(),
+              human_bytes(double(after)).c_str(), double(before) / double(after));
+  for (const auto& line : quantized.report) std::printf("%s\n", line.c_str());
+  std::printf("time: %.2f s\n", seconds);
+}
+
+}  // namespace
+
+void add_quantize_command(CLI::App& app) {
+  auto o = std::make_shared<QuantizeOptions>();
+  auto* cmd = app.add_subcommand("quantize", "Quantize a model's weights and write a quantized checkpoint");
+  cmd->add_option("model", o->model, "Input model (any supported format)")->required();
+  cmd->add_option("-o,--output", o->output, "Output directory (config.json + model.safetensors)");
+  cmd->add_option("--method", o->method, "rtn (round-to-nearest) or gptq (calibrated)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"rtn", "gptq"}));
+  cmd->add_option("--bits", o->bits, "Integer bits: 8, 4, 3 or 2")->capture_default_str();
+  cmd->add_option("--group", o->group, "Group size along in_features; 0 = per output channel, -1 = per tensor")
+      ->capture_default_str();
+  cmd->add_flag("--sym", o->sym, "Symmetric grid (zero point fixed at 2^(bits-1)); default asymmetric");
+  cmd->add_option("--format", o->format, "A format spec instead of --bits/--group/--sym: e.g. int4g128, nf4, fp8_e4m3");
+  cmd->add_option("--recipe", o->recipe, "JSON recipe: ordered rules \"pattern → format\" (first match wins)");
+  cmd->add_flag("--clip", o->clip, "Search a clipping ratio per group (least squared error) instead of plain min/max");
+  cmd->add_flag("--dry-run", o->dry_run, "Print the resolved plan per tensor (bytes, bits/weight) and stop");
+  cmd->add_flag("--force", o->force, "Replace an existing output directory");
+  cmd->add_option("--dtype", o->dtype, "Stored type of tensors kept in floating point: f32, f16, bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "f16", "bf16"}));
+  cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file for llama2.c models");
+  cmd->add_option("--threads", o->threads, "Threads (default: all cores)");
+  add_gptq_options(*cmd, o->gptq);
+  cmd->footer(
+      "Examples:\n"
+      "  lowbit quantize stories260K.bin --bits 4 --group 32 -o q4g32\n"
+      "  lowbit quantize model/ --method gptq --bits 4 --group 128 --calib calib.bin -o q4-gptq\n"
+      "  lowbit quantize model/ --recipe mixed.json --dry-run\n"
+      "By default every linear layer of every block is quantized; embeddings, the output head and\n"
+      "norms stay as they are unless a recipe rule names them.");
+  cmd->callback([o] { run_quantize(*o); });
+}
+
+}  // namespace lowbit::cli
