@@ -40,13 +40,6 @@ FormatSpec spec_from_flags(const QuantizeOptions& o) {
   return unwrap(parse_format_spec(text));
 }
 
-std::vector<TensorShape> quantizable_tensors(const Checkpoint& ck) {
-  std::vector<TensorShape> shapes;
-  for (const ExpectedTensor& e : expected_tensors(ck.config))
-    if (e.shape.size() == 2) shapes.push_back({e.name, e.shape[0], e.shape[1]});
-  return shapes;
-}
-
 void print_plan(const Plan& plan) {
   std::printf("%-44s %-12s %-14s %12s %8s\n", "tensor", "shape", "format", "bytes", "bits/w");
   uint64_t weights = 0;
@@ -71,7 +64,7 @@ void run_quantize(const QuantizeOptions& o) {
     recipe = uniform_recipe(spec_from_flags(o), o.method);
   }
   if (!o.recipe.empty() && recipe.method == "rtn" && o.method != "rtn") recipe.method = o.method;
-  Plan plan = unwrap(resolve_plan(recipe, quantizable_tensors(ck)));
+  Plan plan = unwrap(resolve_plan(recipe, quantizable_tensors(ck.config)));
   for (const auto& w : plan.warnings) std::fprintf(stderr, "lowbit: warning: %s\n", w.c_str());
   for (const auto& e : plan.entries)
     if (e.format.is_quantized() && e.method != "rtn" && e.method != "gptq")
@@ -87,15 +80,7 @@ void run_quantize(const QuantizeOptions& o) {
   QuantizedTensors quantized = quantize_planned_tensors(ck, plan, o.clip, o.gptq);
   uint64_t before = 0;
   for (const auto& t : ck.tensors.tensors()) before += t.data.size();
-  Checkpoint out;
-  out.path = o.output;
-  out.format = "safetensors";
-  out.config = ck.config;
-  out.tokenizer = ck.tokenizer;
-  std::vector<std::string> names;
-  for (const auto& [name, m] : quantized.matrices) names.push_back(name);
-  out.tensors = ck.tensors.without(names);
-  out.quantized = quantized.matrices;
+  Checkpoint out = with_quantized_weights(ck, quantized.matrices);
   QuantizedSaveOptions save;
   save.float_dtype = o.dtype == "f16" ? DType::kF16 : o.dtype == "bf16" ? DType::kBF16 : DType::kF32;
   save.overwrite = o.force;

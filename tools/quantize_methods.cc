@@ -2,8 +2,6 @@
 
 #include "base/progress.h"
 #include "cli_common.h"
-#include "model/float_values.h"
-#include "quant/rtn.h"
 
 namespace lowbit::cli {
 
@@ -23,28 +21,17 @@ void add_gptq_options(CLI::App& cmd, GptqCliOptions& o) {
 
 QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan, bool clip,
                                           const GptqCliOptions& gptq) {
-  QuantizedTensors out;
-  std::vector<const PlanEntry*> rtn;
-  bool any_gptq = false;
-  for (const auto& e : plan.entries) {
-    if (!e.format.is_quantized()) continue;
-    if (e.method == "gptq") any_gptq = true;
-    else rtn.push_back(&e);
-  }
-  if (any_gptq)
-    fail(error(ErrorCode::kUnsupported, "--method gptq is not available in this build yet"));
-  ProgressBar bar("rtn", int64_t(rtn.size()));
+  for (const auto& e : plan.entries)
+    if (e.format.is_quantized() && e.method == "gptq")
+      fail(error(ErrorCode::kUnsupported, "--method gptq is not available in this build yet"));
   RtnOptions options;
   if (clip) options.clip = kDefaultClipSearch;
-  for (size_t i = 0; i < rtn.size(); ++i) {
-    const PlanEntry& e = *rtn[i];
-    bar.update(int64_t(i), e.name);
-    std::vector<float> w = float_values(*ck.tensors.find(e.name));
-    auto m = rtn_quantize(w, e.rows, e.cols, e.format, options);
-    if (!m.ok()) fail(m.status().with_context(e.name));
-    out.matrices[e.name] = std::make_shared<QuantizedMatrix>(std::move(*m));
-  }
-  bar.update(int64_t(rtn.size()));
+  std::unique_ptr<ProgressBar> bar;
+  QuantizedTensors out;
+  out.matrices = unwrap(rtn_quantize_plan(ck, plan, options, [&](const QuantizeProgress& p) {
+    if (!bar) bar = std::make_unique<ProgressBar>("rtn", p.total);
+    bar->update(p.done, p.tensor);
+  }));
   return out;
 }
 

@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "calib/quantize_checkpoint.h"
 #include "model/checkpoint.h"
 #include "quant/recipe.h"
 
@@ -29,7 +30,7 @@ struct GptqCliOptions {
 void add_gptq_options(CLI::App& cmd, GptqCliOptions& o);
 
 struct QuantizedTensors {
-  std::map<std::string, std::shared_ptr<const QuantizedMatrix>> matrices;
+  QuantizedWeights matrices;
   std::vector<std::string> report;  // extra summary lines (e.g. GPTQ proxy losses)
 };
 

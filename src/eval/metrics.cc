@@ -43,6 +43,15 @@ void MetricAccumulator::add(const float* logits, const float* reference_logits, 
   agree_ += argmax(logits) == argmax(reference_logits);
 }
 
+void MetricAccumulator::merge(const MetricAccumulator& other) {
+  nll_sum_ += other.nll_sum_;
+  ref_nll_sum_ += other.ref_nll_sum_;
+  kld_sum_ += other.kld_sum_;
+  agree_ += other.agree_;
+  count_ += other.count_;
+  has_reference_ = has_reference_ || other.has_reference_;
+}
+
 EvalResult MetricAccumulator::result() const {
   EvalResult r;
   r.tokens_scored = count_;
@@ -78,22 +87,46 @@ Result<EvalResult> evaluate(std::shared_ptr<const Model> model, std::shared_ptr<
     if (t < 0 || t >= vocab)
       return error(ErrorCode::kInvalidArgument, "token {} is outside the vocabulary [0, {})", t, vocab);
 
-  MetricAccumulator acc;
-  Session session(model, len);
-  std::unique_ptr<Session> ref_session = reference ? std::make_unique<Session>(reference, len) : nullptr;
-  std::vector<float> logits, ref_logits;
-  for (size_t w = 0; w < starts.size(); ++w) {
-    std::span<const int> window(tokens.data() + starts[w], size_t(len));
-    session.reset();
-    LOWBIT_RETURN_IF_ERROR(session.forward(window, true, &logits));
-    if (ref_session) {
-      ref_session->reset();
-      LOWBIT_RETURN_IF_ERROR(ref_session->forward(window, true, &ref_logits));
+  // Windows are independent: evaluate them in parallel, one Session per thread (BLAS and the
+  // attention loop then run single-threaded inside). One coarse parallel loop degrades gracefully
+  // when another process holds a core, where many small parallel regions stall at every barrier.
+  // Each window has its own accumulator and they are merged in window order, so the figures do
+  // not depend on the thread count.
+  std::vector<MetricAccumulator> per_window(starts.size());
+  std::vector<Status> failures(starts.size());
+  int64_t done = 0;
+#pragma omp parallel
+  {
+    Session session(model, len);
+    std::unique_ptr<Session> ref_session = reference ? std::make_unique<Session>(reference, len) : nullptr;
+    std::vector<float> logits, ref_logits;
+#pragma omp for schedule(dynamic, 1)
+    for (size_t w = 0; w < starts.size(); ++w) {
+      std::span<const int> window(tokens.data() + starts[w], size_t(len));
+      session.reset();
+      Status s = session.forward(window, true, &logits);
+      if (s.ok() && ref_session) {
+        ref_session->reset();
+        s = ref_session->forward(window, true, &ref_logits);
+      }
+      if (!s.ok()) {
+        failures[w] = s;
+        continue;
+      }
+      for (int p = protocol.score_from; p <= len - 2; ++p)
+        per_window[w].add(&logits[size_t(p) * vocab], ref_session ? &ref_logits[size_t(p) * vocab] : nullptr, vocab,
+                          window[size_t(p) + 1]);
+#pragma omp critical(lowbit_eval_progress)
+      {
+        ++done;
+        if (progress) progress(done, int64_t(starts.size()));
+      }
     }
-    for (int p = protocol.score_from; p <= len - 2; ++p)
-      acc.add(&logits[size_t(p) * vocab], ref_session ? &ref_logits[size_t(p) * vocab] : nullptr, vocab,
-              window[size_t(p) + 1]);
-    if (progress) progress(int64_t(w) + 1, int64_t(starts.size()));
+  }
+  MetricAccumulator acc;
+  for (size_t w = 0; w < starts.size(); ++w) {
+    LOWBIT_RETURN_IF_ERROR(failures[w]);
+    acc.merge(per_window[w]);
   }
   EvalResult r = acc.result();
   r.windows = int64_t(starts.size());

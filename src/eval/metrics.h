@@ -42,6 +42,7 @@ struct EvalResult {
 class MetricAccumulator {
  public:
   void add(const float* logits, const float* reference_logits, int vocab, int target);
+  void merge(const MetricAccumulator& other);
   EvalResult result() const;
 
  private:

@@ -230,7 +230,8 @@ TEST(TokenizerJson, ReadsLlama2StyleFilesUsingMergeRanks) {
   }
 }
 
-void expect_error(const Status& s, ErrorCode code, const std::string& path) {
+#define expect_error(...) do { SCOPED_TRACE(__LINE__); expect_error_impl(__VA_ARGS__); } while (0)
+void expect_error_impl(const Status& s, ErrorCode code, const std::string& path) {
   EXPECT_EQ(s.code(), code) << s.message();
   EXPECT_NE(s.message().find(path), std::string::npos) << s.message();
 }

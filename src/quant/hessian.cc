@@ -1,5 +1,7 @@
 #include "quant/hessian.h"
 
+#include <algorithm>
+
 #include "base/status.h"
 #include "linalg/linalg.h"
 

@@ -1,0 +1,205 @@
+#include "calib/gptq_driver.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <optional>
+
+#include "calib/model_view.h"
+#include "model/forward.h"
+#include "quant/hessian.h"
+
+namespace lowbit {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Index of each linear in LayerWeights::linears() order: q k v o gate up down.
+constexpr int kLinearsPerBlock = 7;
+// Layers that read the same input share one Hessian: q/k/v the normed residual, o the attention
+// output, gate/up the normed residual, down the gated hidden state.
+constexpr int kInputOf[kLinearsPerBlock] = {0, 0, 0, 1, 2, 2, 3};
+constexpr int kInputs = 4;
+
+std::vector<std::vector<int>> stages(bool true_sequential) {
+  if (true_sequential) return {{0, 1, 2}, {3}, {4, 5}, {6}};
+  return {{0, 1, 2, 3, 4, 5, 6}};
+}
+
+Status validate_windows(const std::vector<std::vector<int>>& windows, const ModelConfig& c) {
+  if (windows.empty()) return error(ErrorCode::kInvalidArgument, "GPTQ needs at least one calibration window");
+  for (size_t w = 0; w < windows.size(); ++w) {
+    if (windows[w].empty() || int64_t(windows[w].size()) > c.max_seq_len) {
+      return error(ErrorCode::kInvalidArgument, "calibration window {} has {} tokens (allowed 1..{})", w,
+                   windows[w].size(), c.max_seq_len);
+    }
+    for (int id : windows[w]) {
+      if (id < 0 || id >= c.vocab_size) {
+        return error(ErrorCode::kInvalidArgument, "calibration window {} holds token {} outside [0, {})", w, id,
+                     c.vocab_size);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// Which block and linear each target names; fails on names that are not block linears.
+Result<std::map<std::string, FormatSpec>> resolve_targets(const Model& model,
+                                                          const std::vector<std::pair<std::string, FormatSpec>>& targets) {
+  std::map<std::string, FormatSpec> by_name;
+  for (const auto& [name, spec] : targets) {
+    if (!spec.is_quantized()) {
+      return error(ErrorCode::kInvalidArgument, "GPTQ target {}: format '{}' is not a quantized format", name,
+                   format_spec_name(spec));
+    }
+    if (!by_name.emplace(name, spec).second) {
+      return error(ErrorCode::kInvalidArgument, "GPTQ target {} is listed twice", name);
+    }
+  }
+  size_t found = 0;
+  for (const LayerWeights& layer : model.layers())
+    for (const Linear* l : layer.linears()) found += by_name.count(l->name);
+  if (found != by_name.size()) {
+    for (const auto& [name, spec] : by_name) {
+      bool present = false;
+      for (const LayerWeights& layer : model.layers())
+        for (const Linear* l : layer.linears()) present = present || l->name == name;
+      if (!present) {
+        return error(ErrorCode::kNotFound,
+                     "GPTQ target {} is not a linear layer of a block (embeddings and the output head are not "
+                     "GPTQ targets)",
+                     name);
+      }
+    }
+  }
+  return by_name;
+}
+
+// The calibration state: the residual stream of every window entering the current block.
+struct Stream {
+  std::vector<int64_t> offsets;  // token offset of each window, plus the total at the end
+  std::vector<float> x;          // [total tokens, dim]
+  int64_t tokens(size_t w) const { return offsets[w + 1] - offsets[w]; }
+};
+
+}  // namespace
+
+Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
+                                            const std::vector<std::pair<std::string, FormatSpec>>& targets,
+                                            const std::vector<std::vector<int>>& windows,
+                                            const GptqModelOptions& options, const GptqProgress& progress) {
+  const Clock::time_point start = Clock::now();
+  if (model == nullptr) return error(ErrorCode::kInvalidArgument, "GPTQ needs a model");
+  const ModelConfig& c = model->config();
+  LOWBIT_RETURN_IF_ERROR(validate_windows(windows, c));
+  LOWBIT_ASSIGN_OR_RETURN(const auto by_name, resolve_targets(*model, targets));
+
+  GptqModelResult result;
+  const int total = int(by_name.size());
+  int last_block = -1;  // blocks after the last targeted one need not run
+  for (int b = 0; b < c.n_layers; ++b)
+    for (const Linear* l : model->layers()[size_t(b)].linears())
+      if (by_name.count(l->name)) last_block = b;
+  if (last_block < 0) {
+    result.total_seconds = seconds_since(start);
+    return result;
+  }
+
+  LOWBIT_ASSIGN_OR_RETURN(std::shared_ptr<Model> work, make_editable_view(model));
+  int max_len = 0;
+  for (const auto& w : windows) max_len = std::max(max_len, int(w.size()));
+  Session session(work, max_len);
+
+  Clock::time_point t = Clock::now();
+  Stream stream;
+  stream.offsets.push_back(0);
+  for (const auto& w : windows) stream.offsets.push_back(stream.offsets.back() + int64_t(w.size()));
+  stream.x.resize(size_t(stream.offsets.back()) * size_t(c.dim));
+  for (size_t w = 0; w < windows.size(); ++w) session.embed(windows[w], stream.x.data() + stream.offsets[w] * c.dim);
+  result.activation_bytes = int64_t(stream.x.size() * sizeof(float));
+  result.embed_seconds = seconds_since(t);
+
+  std::vector<float> scratch(size_t(max_len) * size_t(c.dim));  // one window's residual stream
+  int done = 0;
+  for (int b = 0; b <= last_block; ++b) {
+    LayerWeights& block = work->mutable_layers()[size_t(b)];
+    const std::vector<Linear*> linears = block.linears();
+    for (const std::vector<int>& stage : stages(options.true_sequential)) {
+      std::vector<int> targeted;
+      for (int i : stage)
+        if (by_name.count(linears[size_t(i)]->name)) targeted.push_back(i);
+      if (targeted.empty()) continue;
+
+      // One accumulator per distinct input, fed when its first targeted reader runs.
+      std::optional<HessianAccumulator> hessians[kInputs];
+      const Linear* reader[kInputs] = {};
+      int64_t hessian_bytes = 0;
+      for (int i : targeted) {
+        const int input = kInputOf[i];
+        if (reader[input] != nullptr) continue;
+        reader[input] = linears[size_t(i)];
+        hessians[input].emplace(linears[size_t(i)]->in_features);
+        hessian_bytes += hessians[input]->bytes();
+      }
+      result.peak_hessian_bytes = std::max(result.peak_hessian_bytes, hessian_bytes);
+      session.set_linear_hook([&](const LinearInput& in) {
+        if (in.layer != b) return;
+        for (int input = 0; input < kInputs; ++input) {
+          if (in.linear != reader[input]) continue;
+          const size_t n = size_t(in.n_tokens) * size_t(in.linear->in_features);
+          hessians[input]->add(std::span<const float>(in.x, n), in.n_tokens);
+        }
+      });
+      t = Clock::now();
+      for (size_t w = 0; w < windows.size(); ++w) {
+        const float* x = stream.x.data() + stream.offsets[w] * c.dim;
+        std::copy(x, x + stream.tokens(w) * c.dim, scratch.begin());
+        session.forward_block(b, scratch.data(), int(stream.tokens(w)), 0);
+      }
+      session.set_linear_hook(nullptr);
+      result.hessian_forward_seconds += seconds_since(t);
+
+      for (int i : targeted) {
+        Linear& linear = *linears[size_t(i)];
+        const Clock::time_point layer_start = Clock::now();
+        const HessianAccumulator& acc = *hessians[kInputOf[i]];
+        const std::vector<double> h = acc.hessian();
+        const std::vector<float> weight = weight_values(linear);
+        Result<GptqResult> q = gptq_quantize(weight, linear.out_features, linear.in_features, by_name.at(linear.name),
+                                             h, options.gptq);
+        if (!q.ok()) return q.status().with_context("GPTQ of " + linear.name);
+        auto matrix = std::make_shared<const QuantizedMatrix>(std::move(q->matrix));
+        // Later stages and the next block see this layer quantized.
+        linear.quantized = matrix;
+        linear.weight = nullptr;
+        result.quantized[linear.name] = matrix;
+        GptqLayerReport report;
+        report.name = linear.name;
+        report.block = b;
+        report.proxy_loss = q->proxy_loss;
+        report.percdamp_used = q->percdamp_used;
+        report.dead_columns = q->dead_columns;
+        report.hessian_tokens = acc.rows();
+        report.seconds = seconds_since(layer_start);
+        result.quantize_seconds += report.seconds;
+        result.layers.push_back(report);
+        ++done;
+        if (progress) progress(b, linear.name, done, total);
+      }
+    }
+    // Block b with its quantized weights produces block b+1's inputs.
+    if (b == last_block) break;
+    t = Clock::now();
+    for (size_t w = 0; w < windows.size(); ++w) {
+      session.forward_block(b, stream.x.data() + stream.offsets[w] * c.dim, int(stream.tokens(w)), 0);
+    }
+    result.propagate_seconds += seconds_since(t);
+  }
+  result.total_seconds = seconds_since(start);
+  return result;
+}
+
+}  // namespace lowbit
