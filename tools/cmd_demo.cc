@@ -10,6 +10,9 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "eval/metrics.h"
+#include "eval/tradeoff.h"
+#include "export/quantized_checkpoint.h"
+#include "quantize_methods.h"
 #include "model/checkpoint.h"
 #include "model/forward.h"
 #include "model/synthetic.h"
@@ -81,9 +84,10 @@ void run_demo(const DemoOptions& o) {
     if (token == c.eos_id) break;
     ids.push_back(token);
   }
+  ids.insert(ids.begin(), c.bos_id);  // decoding after BOS drops the dummy-prefix space
   if (model->tokenizer()) std::printf("%s…\n", model->tokenizer()->decode(ids).c_str());
   else {
-    for (int id : ids) std::printf("%d ", id);
+    for (size_t i = 1; i < ids.size(); ++i) std::printf("%d ", ids[i]);
     std::printf("(ids; no tokenizer)\n");
   }
 
@@ -124,6 +128,29 @@ void run_demo(const DemoOptions& o) {
       std::printf("independent PyTorch reference: %.6f (difference %.4f %%)\n", ref, 100.0 * (r.perplexity / ref - 1));
     }
   }
+
+  section("round-to-nearest quantization: written, reloaded from disk, evaluated against FP32");
+  Checkpoint ck = unwrap(load_checkpoint(model_path));
+  std::vector<TradeoffPoint> points;
+  for (const char* text : {"int8", "int4g32", "int4", "int3g32", "int2g32"}) {
+    const FormatSpec spec = unwrap(parse_format_spec(text));
+    Plan plan = unwrap(resolve_plan(uniform_recipe(spec, "rtn"), quantizable_tensors(c)));
+    QuantizedTensors q = quantize_planned_tensors(ck, plan, false, GptqCliOptions{});
+    const std::string dir = o.out + "/" + text + "-rtn";
+    QuantizedSaveOptions save;
+    save.overwrite = true;
+    check(save_quantized_checkpoint(dir, with_quantized_weights(ck, q.matrices), save));
+    auto reloaded = load_model(dir);
+    EvalResult e = unwrap(evaluate(reloaded, model, tokens, protocol));
+    uint64_t qbytes = 0;
+    for (const auto& pe : plan.entries)
+      if (pe.format.is_quantized()) qbytes += pe.bytes;
+    points.push_back({std::string(text) + " rtn", 8.0 * double(qbytes) / double(plan.quantized_weights()),
+                      double(std::filesystem::file_size(dir + "/model.safetensors")), e.perplexity, e.kld, e.top1});
+  }
+  std::printf("%s", tradeoff_markdown(points, protocol.describe()).c_str());
+  std::printf("(size = the model.safetensors written to %s/<format>-rtn; FP32 weights: %s bytes)\n", o.out.c_str(),
+              with_commas(c.parameter_count() * 4).c_str());
 }
 
 }  // namespace

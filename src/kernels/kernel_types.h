@@ -1,0 +1,64 @@
+// Plain data the kernels read: views of packed weights and of quantized activations.
+//
+// This header is included by the per-ISA translation units (src/kernels/avx2, avx512), which are
+// compiled with their own -m flags. It must stay free of inline functions and templates: an
+// inline function compiled once with -mavx512f and once without is one symbol to the linker,
+// which may keep the AVX-512 copy for everyone (an illegal instruction on an older CPU).
+#pragma once
+
+#include <cstdint>
+
+namespace lowbit::kernels {
+
+// In-memory weight layouts (never written to disk). Codes run along K in blocks of kBlock = 32
+// consecutive inputs of one row; each row's codes are padded with code 0 to k_padded (a multiple
+// of 32) and callers pad activations with zeros to the same length, so no kernel has a K tail.
+//
+//   kF16, kBF16   2 bytes per weight, the dense value; no scales.
+//   kQ8, kFP8     1 byte per weight: byte j of a block = code j.
+//   kQ4, kNF4     16 bytes per block: byte j = code j | code (j + 16) << 4.
+//   kQ2           8 bytes per block:  byte j = code j | code (j+8) << 2 | code (j+16) << 4
+//                                              | code (j+24) << 6.
+//   kQ3           12 bytes per block: the low two bits of each code as kQ2 (8 bytes), then a
+//                 32-bit little-endian plane whose bit j is bit 2 of code j.
+// These orders let a vector of 8 or 16 lanes pull whole runs of consecutive codes out of one load
+// with shifts and masks (see avx2/ and avx512/).
+//
+// Value of weight (r, k), with g = k / group_size:
+//   integer grids (kQ8 kQ4 kQ3 kQ2):  scales[r, g] * (code - zeros[r, g])   zeros are integers
+//   kNF4:                             scales[r, g] * nf4_level[code]
+//   kFP8:                             scales[r, g] * e4m3_value(code)
+//   kF16, kBF16:                      the value itself
+inline constexpr int kBlock = 32;
+
+enum class PackedKind : uint8_t { kF16, kBF16, kQ8, kQ4, kQ3, kQ2, kNF4, kFP8 };
+inline constexpr int kPackedKindCount = 8;
+
+struct PackedWeightView {
+  PackedKind kind = PackedKind::kQ8;
+  int64_t rows = 0;            // out_features
+  int64_t cols = 0;            // in_features (K)
+  int64_t k_padded = 0;        // cols rounded up to kBlock
+  int64_t row_bytes = 0;       // bytes of codes per row (k_padded / kBlock blocks)
+  int64_t group_size = 0;      // inputs per scale, a multiple of kBlock (k_padded when per channel)
+  int64_t groups_per_row = 0;  // k_padded / group_size, rounded up
+  const uint8_t* codes = nullptr;  // [rows, row_bytes]
+  const float* scales = nullptr;   // [rows, groups_per_row]; null for kF16/kBF16
+  const float* zeros = nullptr;    // [rows, groups_per_row] for integer grids, else null
+};
+
+// Activations quantized per token ("qd8": dynamic, symmetric int8):
+//   scale[t] = max|x[t, :]| / 127 (1 when the row is all zeros), q = round_half_even(x / scale)
+//   computed as x * (127 / max|x|), so q lies in [-127, 127].
+// group_sums[t, g] = sum of q over the inputs of weight group g, for the zero-point correction
+//   sum_k (code_k - zero) q_k = sum_k code_k q_k - zero * group_sum.
+struct QuantizedActivationsView {
+  int64_t tokens = 0;
+  int64_t k_padded = 0;
+  int64_t groups = 0;                 // groups_per_row of the weight these were made for
+  const int8_t* values = nullptr;     // [tokens, k_padded], zero beyond the real K
+  const float* scales = nullptr;      // [tokens]
+  const int32_t* group_sums = nullptr;  // [tokens, groups]
+};
+
+}  // namespace lowbit::kernels
