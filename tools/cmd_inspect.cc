@@ -25,6 +25,10 @@ void run_inspect(const InspectOptions& o) {
     stored_bytes += int64_t(t.data.size());
     params += t.numel();
   }
+  for (const auto& [name, m] : ck.quantized) {
+    stored_bytes += int64_t(format_bytes(m->spec, m->rows, m->cols));
+    params += m->rows * m->cols;
+  }
   if (o.json) {
     nlohmann::json j;
     j["model"] = o.model;
@@ -39,7 +43,13 @@ void run_inspect(const InspectOptions& o) {
     j["stored_bytes"] = stored_bytes;
     for (const auto& t : ck.tensors.tensors())
       j["tensors"].push_back({{"name", t.name}, {"dtype", dtype_name(t.dtype)}, {"shape", t.shape},
-                              {"bytes", t.data.size()}});
+                              {"bytes", t.data.size()}, {"bits_per_weight", 8.0 * dtype_size(t.dtype)}});
+    for (const auto& [name, m] : ck.quantized)
+      j["tensors"].push_back({{"name", name},
+                              {"format", format_spec_name(m->spec)},
+                              {"shape", {m->rows, m->cols}},
+                              {"bytes", format_bytes(m->spec, m->rows, m->cols)},
+                              {"bits_per_weight", format_bits_per_weight(m->spec, m->rows, m->cols)}});
     std::printf("%s\n", j.dump(1).c_str());
     return;
   }
@@ -57,12 +67,18 @@ void run_inspect(const InspectOptions& o) {
   else
     std::printf("tokenizer:    none found (pass --tokenizer FILE for text input)\n");
   std::printf("parameters:   %s\n\n", with_commas(params).c_str());
-  std::printf("%-48s %-5s %-14s %12s\n", "tensor", "dtype", "shape", "bytes");
+  std::printf("%-48s %-12s %-14s %12s %8s\n", "tensor", "dtype/format", "shape", "bytes", "bits/w");
   for (const auto& t : ck.tensors.tensors())
-    std::printf("%-48s %-5s %-14s %12s\n", t.name.c_str(), dtype_name(t.dtype), shape_string(t.shape).c_str(),
-                with_commas(int64_t(t.data.size())).c_str());
-  std::printf("\nstored: %s bytes (%s) in %zu tensors\n", with_commas(stored_bytes).c_str(),
-              human_bytes(double(stored_bytes)).c_str(), ck.tensors.tensors().size());
+    std::printf("%-48s %-12s %-14s %12s %8.3f\n", t.name.c_str(), dtype_name(t.dtype), shape_string(t.shape).c_str(),
+                with_commas(int64_t(t.data.size())).c_str(), 8.0 * double(dtype_size(t.dtype)));
+  for (const auto& [name, m] : ck.quantized)
+    std::printf("%-48s %-12s %-14s %12s %8.3f\n", name.c_str(), format_spec_name(m->spec).c_str(),
+                shape_string({m->rows, m->cols}).c_str(),
+                with_commas(int64_t(format_bytes(m->spec, m->rows, m->cols))).c_str(),
+                format_bits_per_weight(m->spec, m->rows, m->cols));
+  std::printf("\nstored: %s bytes (%s) in %zu tensors, %.3f bits per parameter\n", with_commas(stored_bytes).c_str(),
+              human_bytes(double(stored_bytes)).c_str(), ck.tensors.tensors().size() + ck.quantized.size(),
+              8.0 * double(stored_bytes) / double(params));
   std::printf("size of all %s parameters at (weights only; group scales add e.g. 32 bits per group):\n",
               with_commas(params).c_str());
   const struct {

@@ -33,6 +33,9 @@ FormatSpec spec_from_flags(const QuantizeOptions& o) {
   if (!o.format.empty()) return unwrap(parse_format_spec(o.format));
   if (o.bits != 2 && o.bits != 3 && o.bits != 4 && o.bits != 8)
     fail(error(ErrorCode::kInvalidArgument, "--bits {}: lowbit quantizes to 8, 4, 3 or 2 bits", o.bits));
+  if (o.group < -1)
+    fail(error(ErrorCode::kInvalidArgument, "--group {}: use a group size > 0, 0 (per output channel) or -1 (per tensor)",
+               o.group));
   std::string text = "int" + std::to_string(o.bits);
   if (o.group > 0) text += "g" + std::to_string(o.group);
   else if (o.group < 0) text += "_tensor";

@@ -158,10 +158,10 @@ Result<Plan> resolve_plan(const Recipe& recipe, const std::vector<TensorShape>& 
       ++hits[i];
       break;
     }
-    if (e.format.is_quantized() && e.format.granularity == Granularity::kGroup && e.format.group_size > t.cols)
-      return error(ErrorCode::kInvalidArgument,
-                   "tensor {} [{}, {}]: group size {} (rule \"{}\") is larger than its {} input columns", t.name,
-                   t.rows, t.cols, e.format.group_size, recipe.rules[size_t(e.rule)].pattern, t.cols);
+    // A group larger than the row is one shorter group, as the last group of any ragged row is.
+    if (e.format.is_quantized() && (t.rows <= 0 || t.cols <= 0))
+      return error(ErrorCode::kInvalidArgument, "tensor {} [{}, {}] (rule \"{}\") has no weights to quantize", t.name,
+                   t.rows, t.cols, recipe.rules[size_t(e.rule)].pattern);
     e.bytes = format_bytes(e.format, t.rows, t.cols);
     plan.entries.push_back(std::move(e));
   }

@@ -73,6 +73,7 @@ struct TensorShape {
 };
 
 // Resolves every 2-D tensor; fails when a rule's format cannot hold a tensor (naming both).
+// A group size larger than a tensor's row is allowed: the row is then one (shorter) group.
 Result<Plan> resolve_plan(const Recipe& recipe, const std::vector<TensorShape>& tensors);
 
 }  // namespace lowbit
