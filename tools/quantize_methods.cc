@@ -1,6 +1,15 @@
 #include "quantize_methods.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
 #include "base/progress.h"
+#include "calib/calibration_data.h"
+#include "calib/gptq_driver.h"
+#include "eval/token_data.h"
 #include "cli_common.h"
 
 namespace lowbit::cli {
@@ -19,11 +28,56 @@ void add_gptq_options(CLI::App& cmd, GptqCliOptions& o) {
               "Quantize q/k/v, then o, then gate/up, then down, each seeing already-quantized inputs");
 }
 
+namespace {
+
+// Calibration windows for GPTQ: a token file, a text file (tokenized, paragraphs = BOS + tokens),
+// or "self" (sampled from the FP model). Too few windows is an error that says how many there are.
+TokenWindows calibration_windows(const Checkpoint& ck, std::shared_ptr<const Model> model, const GptqCliOptions& o) {
+  if (o.calib.empty())
+    fail(error(ErrorCode::kInvalidArgument, "--method gptq needs --calib FILE (token or text file) or --calib self"));
+  if (o.nsamples <= 0 || o.seqlen < 2 || o.seqlen > ck.config.max_seq_len)
+    fail(error(ErrorCode::kInvalidArgument, "--nsamples {} / --seqlen {}: need nsamples > 0 and 2 <= seqlen <= {}",
+               o.nsamples, o.seqlen, ck.config.max_seq_len));
+  if (o.calib == "self") {
+    SelfCalibrationOptions self;
+    self.windows = o.nsamples;
+    self.length = o.seqlen;
+    self.seed = o.seed;
+    return unwrap(sample_calibration_windows(model, self));
+  }
+  TokenWindows windows;
+  const bool text = o.calib.size() > 4 && o.calib.compare(o.calib.size() - 4, 4, ".txt") == 0;
+  if (text) {
+    if (!ck.tokenizer) fail(error(ErrorCode::kInvalidArgument, "{}: a text calibration file needs a tokenizer", o.calib));
+    windows = cut_windows(unwrap(tokenize_text_file(o.calib, *ck.tokenizer)), o.seqlen);
+  } else {
+    windows = unwrap(read_calibration_windows(o.calib, ck.config.vocab_size, o.seqlen));
+  }
+  if (int(windows.size()) < o.nsamples)
+    fail(error(ErrorCode::kInvalidArgument, "{}: has only {} windows of {} tokens but --nsamples is {}", o.calib,
+               windows.size(), o.seqlen, o.nsamples));
+  if (o.seed != 0) {  // a seeded random subset; seed 0 keeps the first windows in file order
+    std::mt19937_64 rng(o.seed);
+    std::shuffle(windows.begin(), windows.end(), rng);
+  }
+  windows.resize(size_t(o.nsamples));
+  return windows;
+}
+
+// Rough peak memory of GPTQ: residual stream of all windows, one window's activations, the
+// Hessians of one stage (double), and the fp32 model as loaded.
+double gptq_memory_estimate(const ModelConfig& c, const GptqCliOptions& o) {
+  const double tokens = double(o.nsamples) * o.seqlen;
+  const double residual = tokens * c.dim * 4;
+  const double hessians = 2.0 * std::pow(double(std::max(c.dim, c.hidden_dim)), 2) * 8 + 2.0 * c.dim * c.dim * 8;
+  const double window = double(o.seqlen) * (c.dim * 6 + c.hidden_dim * 2 + c.vocab_size) * 4;
+  return residual + hessians + window + double(c.parameter_count()) * 4;
+}
+
+}  // namespace
+
 QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan, bool clip,
                                           const GptqCliOptions& gptq) {
-  for (const auto& e : plan.entries)
-    if (e.format.is_quantized() && e.method == "gptq")
-      fail(error(ErrorCode::kUnsupported, "--method gptq is not available in this build yet"));
   RtnOptions options;
   if (clip) options.clip = kDefaultClipSearch;
   std::unique_ptr<ProgressBar> bar;
@@ -32,6 +86,46 @@ QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan
     if (!bar) bar = std::make_unique<ProgressBar>("rtn", p.total);
     bar->update(p.done, p.tensor);
   }));
+  bar.reset();
+
+  std::vector<std::pair<std::string, FormatSpec>> targets;
+  for (const auto& e : plan.entries)
+    if (e.format.is_quantized() && e.method == "gptq") {
+      if (e.name.rfind("model.layers.", 0) != 0)
+        fail(error(ErrorCode::kUnsupported, "tensor {}: GPTQ quantizes block linear layers only; use rtn for it", e.name));
+      targets.emplace_back(e.name, e.format);
+    }
+  if (targets.empty()) return out;
+  const double need = gptq_memory_estimate(ck.config, gptq);
+  const double avail = double(sysconf(_SC_AVPHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  if (avail > 0 && need > avail)
+    fail(error(ErrorCode::kResource, "GPTQ needs about {} of memory ({} windows × {} tokens) but {} is available; "
+               "lower --nsamples or --seqlen", human_bytes(need), gptq.nsamples, gptq.seqlen, human_bytes(avail)));
+  auto model = unwrap(Model::from_checkpoint(ck));
+  TokenWindows windows = calibration_windows(ck, model, gptq);
+  GptqModelOptions options_gptq;
+  options_gptq.gptq.block_size = gptq.block;
+  options_gptq.gptq.percdamp = gptq.damp;
+  options_gptq.gptq.act_order = gptq.act_order;
+  options_gptq.gptq.static_groups = gptq.static_groups;
+  if (clip) options_gptq.gptq.clip = kDefaultClipSearch;
+  options_gptq.true_sequential = gptq.true_sequential;
+  ProgressBar gbar("gptq", int64_t(targets.size()));
+  GptqModelResult r = unwrap(gptq_quantize_model(model, targets, windows, options_gptq,
+                                                 [&](int block, const std::string& name, int done, int total) {
+                                                   gbar.update(done, fmt::format("block {} {}", block, name));
+                                                 }));
+  gbar.finish();
+  for (auto& [name, m] : r.quantized) out.matrices[name] = m;
+  out.report.push_back(fmt::format("GPTQ: {} windows × {} tokens, damp {}, block {}{}{}; {:.2f} s total "
+                                   "(Hessian forwards {:.2f} s, quantization {:.2f} s, propagation {:.2f} s)",
+                                   windows.size(), gptq.seqlen, gptq.damp, gptq.block,
+                                   gptq.act_order ? ", act-order" : "", gptq.true_sequential ? ", true-sequential" : "",
+                                   r.total_seconds, r.hessian_forward_seconds, r.quantize_seconds, r.propagate_seconds));
+  out.report.push_back("GPTQ proxy loss per layer (Σ err²/d²):");
+  for (const auto& l : r.layers)
+    out.report.push_back(fmt::format("  {:<44} {:.6g}{}", l.name, l.proxy_loss,
+                                     l.percdamp_used > gptq.damp ? fmt::format(" (damp raised to {})", l.percdamp_used) : ""));
   return out;
 }
 
