@@ -1,12 +1,13 @@
 #include "calib/gptq_driver.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <optional>
 
+#include "calib/block_runner.h"
 #include "calib/model_view.h"
-#include "model/forward.h"
 #include "quant/hessian.h"
 
 namespace lowbit {
@@ -23,6 +24,8 @@ constexpr int kLinearsPerBlock = 7;
 // output, gate/up the normed residual, down the gated hidden state.
 constexpr int kInputOf[kLinearsPerBlock] = {0, 0, 0, 1, 2, 2, 3};
 constexpr int kInputs = 4;
+// Calibration runs windows on at most this many threads (one Session each).
+constexpr int kMaxSessions = 8;
 
 std::vector<std::vector<int>> stages(bool true_sequential) {
   if (true_sequential) return {{0, 1, 2}, {3}, {4, 5}, {6}};
@@ -78,13 +81,6 @@ Result<std::map<std::string, FormatSpec>> resolve_targets(const Model& model,
   return by_name;
 }
 
-// The calibration state: the residual stream of every window entering the current block.
-struct Stream {
-  std::vector<int64_t> offsets;  // token offset of each window, plus the total at the end
-  std::vector<float> x;          // [total tokens, dim]
-  int64_t tokens(size_t w) const { return offsets[w + 1] - offsets[w]; }
-};
-
 }  // namespace
 
 Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
@@ -111,18 +107,15 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
   LOWBIT_ASSIGN_OR_RETURN(std::shared_ptr<Model> work, make_editable_view(model));
   int max_len = 0;
   for (const auto& w : windows) max_len = std::max(max_len, int(w.size()));
-  Session session(work, max_len);
+  // One Session per thread (each holds a KV cache for all layers of max_len positions).
+  const int threads = std::clamp(omp_get_max_threads(), 1, std::min(kMaxSessions, int(windows.size())));
+  BlockRunner runner(work, max_len, threads);
 
   Clock::time_point t = Clock::now();
-  Stream stream;
-  stream.offsets.push_back(0);
-  for (const auto& w : windows) stream.offsets.push_back(stream.offsets.back() + int64_t(w.size()));
-  stream.x.resize(size_t(stream.offsets.back()) * size_t(c.dim));
-  for (size_t w = 0; w < windows.size(); ++w) session.embed(windows[w], stream.x.data() + stream.offsets[w] * c.dim);
+  WindowStream stream = runner.embed(windows);
   result.activation_bytes = int64_t(stream.x.size() * sizeof(float));
   result.embed_seconds = seconds_since(t);
 
-  std::vector<float> scratch(size_t(max_len) * size_t(c.dim));  // one window's residual stream
   int done = 0;
   for (int b = 0; b <= last_block; ++b) {
     LayerWeights& block = work->mutable_layers()[size_t(b)];
@@ -133,33 +126,24 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
         if (by_name.count(linears[size_t(i)]->name)) targeted.push_back(i);
       if (targeted.empty()) continue;
 
-      // One accumulator per distinct input, fed when its first targeted reader runs.
+      // One accumulator per distinct input, fed by the first targeted layer that reads it.
       std::optional<HessianAccumulator> hessians[kInputs];
-      const Linear* reader[kInputs] = {};
+      std::vector<const Linear*> readers;  // capture index -> layer
+      std::vector<int> reader_input;       // capture index -> input
       int64_t hessian_bytes = 0;
       for (int i : targeted) {
         const int input = kInputOf[i];
-        if (reader[input] != nullptr) continue;
-        reader[input] = linears[size_t(i)];
+        if (hessians[input]) continue;
         hessians[input].emplace(linears[size_t(i)]->in_features);
+        readers.push_back(linears[size_t(i)]);
+        reader_input.push_back(input);
         hessian_bytes += hessians[input]->bytes();
       }
       result.peak_hessian_bytes = std::max(result.peak_hessian_bytes, hessian_bytes);
-      session.set_linear_hook([&](const LinearInput& in) {
-        if (in.layer != b) return;
-        for (int input = 0; input < kInputs; ++input) {
-          if (in.linear != reader[input]) continue;
-          const size_t n = size_t(in.n_tokens) * size_t(in.linear->in_features);
-          hessians[input]->add(std::span<const float>(in.x, n), in.n_tokens);
-        }
-      });
       t = Clock::now();
-      for (size_t w = 0; w < windows.size(); ++w) {
-        const float* x = stream.x.data() + stream.offsets[w] * c.dim;
-        std::copy(x, x + stream.tokens(w) * c.dim, scratch.begin());
-        session.forward_block(b, scratch.data(), int(stream.tokens(w)), 0);
-      }
-      session.set_linear_hook(nullptr);
+      runner.collect_inputs(b, stream, readers, [&](size_t k, std::span<const float> x, int n) {
+        hessians[reader_input[k]]->add(x, n);
+      });
       result.hessian_forward_seconds += seconds_since(t);
 
       for (int i : targeted) {
@@ -193,9 +177,7 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
     // Block b with its quantized weights produces block b+1's inputs.
     if (b == last_block) break;
     t = Clock::now();
-    for (size_t w = 0; w < windows.size(); ++w) {
-      session.forward_block(b, stream.x.data() + stream.offsets[w] * c.dim, int(stream.tokens(w)), 0);
-    }
+    runner.propagate(b, stream);
     result.propagate_seconds += seconds_since(t);
   }
   result.total_seconds = seconds_since(start);

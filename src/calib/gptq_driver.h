@@ -10,10 +10,12 @@
 //      targeted layers and install them in the block, so later stages see inputs computed with
 //      the already-quantized earlier ones.
 //   3. Run block b once more with its quantized weights to produce block b+1's inputs.
-// Layers sharing an input (q/k/v; gate/up) share one Hessian. Windows run one at a time (each
-// from position 0, as the evaluation protocol does).
+// Layers sharing an input (q/k/v; gate/up) share one Hessian. Each window runs on its own from
+// position 0, as the evaluation protocol does; several windows run at once, one Session per
+// thread (calib/block_runner.h), their Hessian terms summed in window order whatever the count.
 //
-// Memory: the residual stream of all windows (tokens × dim floats), one window's scratch, the
+// Memory: the residual stream of all windows (tokens × dim floats), per thread a Session (a KV
+// cache of n_layers × longest window × kv_dim, twice) and one window's scratch, the fp64
 // Hessians of one stage, and one layer's weight copy while it is quantized. The model's weights
 // are never copied (calib/model_view.h); quantized results are the output.
 #pragma once

@@ -1,9 +1,11 @@
 #include "calib/gptq_driver.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "calib/calibration_data.h"
@@ -220,6 +222,26 @@ TEST(GptqDriver, TrueSequentialAndAllAtOnceBothRun) {
   const int64_t largest_stage = std::max({d * d, q * q, h * h}) * int64_t(sizeof(double));
   EXPECT_GE(sequential->peak_hessian_bytes, largest_stage);
   EXPECT_LT(sequential->peak_hessian_bytes, one_block);
+}
+
+// Windows run on several threads and their Hessian contributions are summed in window order, so
+// the thread count changes nothing but BLAS's own blocking (the last bits of sums).
+TEST(GptqDriver, ResultDoesNotDependOnThreadCount) {
+  auto model = tiny_model(9);
+  const TokenWindows windows = random_windows(5, 16, 300, 10);
+  const auto targets = all_linears(*model, spec_of("int4g32"));
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  Result<GptqModelResult> one = run(model, targets, windows, true);
+  omp_set_num_threads(3);
+  Result<GptqModelResult> three = run(model, targets, windows, true);
+  omp_set_num_threads(threads);
+  ASSERT_TRUE(one.ok() && three.ok());
+  for (const auto& [name, m] : one->quantized) EXPECT_EQ(m->codes, three->quantized.at(name)->codes) << name;
+  // fp32 column loop: each weight's error carries O(cols) roundings.
+  for (size_t i = 0; i < one->layers.size(); ++i)
+    EXPECT_NEAR(one->layers[i].proxy_loss, three->layers[i].proxy_loss,
+                one->layers[i].proxy_loss * 172 * std::numeric_limits<float>::epsilon());
 }
 
 TEST(GptqDriver, RejectsBadTargetsAndWindows) {

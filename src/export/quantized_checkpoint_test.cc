@@ -136,3 +136,36 @@ TEST(QuantizedCheckpoint, RefusesExistingOutputAndLeavesNothingOnFailure) {
 
 }  // namespace
 }  // namespace lowbit
+
+namespace lowbit {
+namespace {
+
+TEST(QuantizedCheckpoint, GroupIndexOfActOrderSurvivesBothLayouts) {
+  for (int hidden : {172, 128}) {  // lowbit layout (ragged), GPTQ convention
+    testing::TempDir dir;
+    ModelConfig c = tiny_test_config();
+    c.hidden_dim = hidden;
+    Checkpoint q = quantized(make_random_checkpoint(c, 3), "int4g32");
+    // An explicit g_idx (here the contiguous one) must be written and read back as stored.
+    for (auto& [name, m] : q.quantized) {
+      auto copy = std::make_shared<QuantizedMatrix>(*m);
+      copy->g_idx.resize(size_t(copy->cols));
+      for (int64_t i = 0; i < copy->cols; ++i) copy->g_idx[size_t(i)] = int32_t(i / 32);
+      m = copy;
+    }
+    ASSERT_TRUE(save_quantized_checkpoint(dir.file("out"), q, QuantizedSaveOptions{}).ok());
+    auto back = load_checkpoint(dir.file("out"));
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    const std::string down = "model.layers.0.mlp.down_proj.weight";
+    // The lowbit layout stores g_idx as is; the GPTQ reader drops a g_idx that is the
+    // contiguous one (empty means exactly that), so compare the group of every column.
+    const QuantizedMatrix &a = *back->quantized.at(down), &b = *q.quantized.at(down);
+    if (hidden == 172) EXPECT_EQ(a.g_idx, b.g_idx);
+    for (int64_t col = 0; col < b.cols; ++col)
+      ASSERT_EQ(a.group_of(col, a.layout()), b.group_of(col, b.layout())) << hidden << " col " << col;
+    expect_same_logits(logits(*back), logits(q));
+  }
+}
+
+}  // namespace
+}  // namespace lowbit

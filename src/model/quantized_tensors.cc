@@ -11,6 +11,9 @@ namespace lowbit {
 
 namespace {
 
+// Largest rows or columns of a stored quantized weight (as the lowbit.shape check always had).
+constexpr int64_t kMaxQuantizedDim = int64_t(1) << 31;
+
 std::string prefix_of(const std::string& weight_name) {
   const std::string suffix = ".weight";
   return weight_name.size() > suffix.size() && weight_name.compare(weight_name.size() - suffix.size(), suffix.size(), suffix) == 0
@@ -21,14 +24,14 @@ std::string prefix_of(const std::string& weight_name) {
 template <typename T>
 std::vector<uint8_t> as_bytes(const std::vector<T>& v) {
   std::vector<uint8_t> b(v.size() * sizeof(T));
-  std::memcpy(b.data(), v.data(), b.size());
+  if (!b.empty()) std::memcpy(b.data(), v.data(), b.size());  // memcpy from null is UB even for 0 bytes
   return b;
 }
 
 template <typename T>
 std::vector<T> from_bytes(const RawTensor& t) {
   std::vector<T> v(t.data.size() / sizeof(T));
-  std::memcpy(v.data(), t.data.data(), v.size() * sizeof(T));
+  if (!v.empty()) std::memcpy(v.data(), t.data.data(), v.size() * sizeof(T));  // null data of an empty tensor
   return v;
 }
 
@@ -69,6 +72,12 @@ Result<std::shared_ptr<const QuantizedMatrix>> read_gptq(const TensorSet& tensor
     return error(ErrorCode::kFormat, "{}: \"{}\": qweight must be 2-D and g_idx 1-D", source, prefix);
   g.in_features = g_idx->shape[0];
   g.out_features = qweight->shape[1];
+  // The matrix size comes from the stored qweight rows, never from a dimension alone: an empty
+  // [0, 2^40] qweight would otherwise declare 2^40 output columns to loop over.
+  if (g.in_features <= 0 || g.out_features <= 0 || g.in_features > kMaxQuantizedDim ||
+      g.out_features > kMaxQuantizedDim || qweight->shape[0] != g.qweight_rows())
+    return error(ErrorCode::kFormat, "{}: \"{}\": qweight {} does not hold {} bits for g_idx {}", source, prefix,
+                 shape_string(qweight->shape), g.bits, shape_string(g_idx->shape));
   g.qweight = from_bytes<int32_t>(*qweight);
   g.qzeros = from_bytes<int32_t>(*qzeros);
   g.scales = from_bytes<uint16_t>(*scales);
@@ -90,7 +99,7 @@ Result<std::shared_ptr<const QuantizedMatrix>> read_lowbit(const TensorSet& tens
   if (!spec->is_quantized()) return error(ErrorCode::kFormat, "{}: \"{}\": format {} is not quantized", source, name, fmt_it->second);
   long long rows = 0, cols = 0;
   if (std::sscanf(shape_it->second.c_str(), "%lld,%lld", &rows, &cols) != 2 || rows <= 0 || cols <= 0 ||
-      rows > (1ll << 31) || cols > (1ll << 31))
+      rows > kMaxQuantizedDim || cols > kMaxQuantizedDim)
     return error(ErrorCode::kFormat, "{}: \"{}\": bad lowbit.shape \"{}\"", source, name, shape_it->second);
   QuantizedMatrix m;
   m.spec = *spec;
@@ -100,7 +109,9 @@ Result<std::shared_ptr<const QuantizedMatrix>> read_lowbit(const TensorSet& tens
   const int bits = spec->code_bits();
   LOWBIT_ASSIGN_OR_RETURN(auto codes, piece(tensors, prefix + ".lowbit_codes", DType::kI32, source));
   const uint64_t n = uint64_t(rows) * uint64_t(cols);
-  if (codes->data.size() != packed_word_count(n, bits) * 4)
+  // First bound n by the stored bytes: n * bits can pass 2^64 (rows = cols = 2^31 at 8 bits), and
+  // the wrapped word count would let an empty tensor declare 2^62 codes.
+  if (n > uint64_t(codes->data.size()) * 8 / uint64_t(bits) || codes->data.size() != packed_word_count(n, bits) * 4)
     return error(ErrorCode::kFormat, "{}: \"{}\": {} code bytes, expected {} for [{}, {}] at {} bits", source, name,
                  codes->data.size(), packed_word_count(n, bits) * 4, rows, cols, bits);
   auto words = from_bytes<uint32_t>(*codes);
@@ -134,6 +145,11 @@ Result<std::shared_ptr<const QuantizedMatrix>> read_lowbit(const TensorSet& tens
   } else if (int_grid) {
     for (auto& p : m.params) p.zero = float(1 << (bits - 1));
   }
+  if (const RawTensor* g = tensors.find(prefix + ".lowbit_g_idx")) {
+    if (g->dtype != DType::kI32 || g->shape != std::vector<int64_t>{cols})
+      return error(ErrorCode::kFormat, "{}: \"{}\": lowbit_g_idx must be I32 [{}]", source, name, cols);
+    m.g_idx = from_bytes<int32_t>(*g);
+  }
   if (auto s = validate_matrix(m); !s.ok()) return s.with_context(source + ": " + name);
   return std::shared_ptr<const QuantizedMatrix>(std::make_shared<QuantizedMatrix>(std::move(m)));
 }
@@ -150,8 +166,9 @@ QuantizationConfig choose_quantization_config(const std::map<std::string, std::s
   QuantizationConfig c;
   bool gptq = !q.empty();
   const QuantizedMatrix* first = q.empty() ? nullptr : q.begin()->second.get();
-  bool zero_is_zero = false;
+  bool zero_is_zero = false, act_order = false;
   for (const auto& [name, m] : q) {
+    act_order = act_order || !m->g_idx.empty();
     gptq = gptq && gptq_compatible(*m) && m->spec == first->spec;
     zero_is_zero = zero_is_zero || has_zero_point_zero(*m);
   }
@@ -162,7 +179,7 @@ QuantizationConfig choose_quantization_config(const std::map<std::string, std::s
     j = {{"quant_method", "gptq"},
          {"bits", first->spec.code_bits()},
          {"group_size", first->spec.granularity == Granularity::kGroup ? first->spec.group_size : -1},
-         {"desc_act", false},
+         {"desc_act", act_order},
          {"sym", first->spec.symmetric},
          {"checkpoint_format", gptq_checkpoint_format_name(c.gptq_format)},
          {"lowbit_format", format_spec_name(first->spec)}};
@@ -206,6 +223,8 @@ Status add_quantized_tensors(const std::string& name, const QuantizedMatrix& m, 
     for (size_t i = 0; i < m.params.size(); ++i) scales[i] = m.params[i].scale;
     LOWBIT_RETURN_IF_ERROR(out.add_owned(prefix + ".lowbit_scales", DType::kF32, pshape, as_bytes(scales)));
   }
+  if (!m.g_idx.empty())  // act-order: the group of each input column
+    LOWBIT_RETURN_IF_ERROR(out.add_owned(prefix + ".lowbit_g_idx", DType::kI32, {m.cols}, as_bytes(m.g_idx)));
   out.metadata()["lowbit.format." + name] = format_spec_name(m.spec);
   out.metadata()["lowbit.shape." + name] = fmt::format("{},{}", m.rows, m.cols);
   return Status::Ok();
@@ -224,6 +243,8 @@ Result<std::map<std::string, std::shared_ptr<const QuantizedMatrix>>> extract_qu
     if (qc.is_discarded() || !qc.is_object())
       return error(ErrorCode::kFormat, "{}: quantization_config is not a JSON object", source);
   }
+  // value() throws on a field of the wrong JSON type ("bits": "4"); that is a malformed file.
+  try {
   const std::string method = qc.is_object() ? qc.value("quant_method", std::string()) : "";
   for (const auto& t : tensors.tensors()) {
     std::string prefix;
@@ -238,7 +259,7 @@ Result<std::map<std::string, std::shared_ptr<const QuantizedMatrix>>> extract_qu
     } else if (ends_with(t.name, ".lowbit_codes")) {
       prefix = t.name.substr(0, t.name.size() - 13);
       m = read_lowbit(tensors, prefix, source);
-      for (const char* s : {".lowbit_codes", ".lowbit_scales", ".lowbit_zeros"})
+      for (const char* s : {".lowbit_codes", ".lowbit_scales", ".lowbit_zeros", ".lowbit_g_idx"})
         if (tensors.find(prefix + s)) consumed.push_back(prefix + s);
     } else {
       continue;
@@ -248,6 +269,9 @@ Result<std::map<std::string, std::shared_ptr<const QuantizedMatrix>>> extract_qu
   }
   if (!method.empty() && method != "gptq" && method != "lowbit")
     return error(ErrorCode::kUnsupported, "{}: quantization method \"{}\" (lowbit reads gptq and lowbit)", source, method);
+  } catch (const nlohmann::json::exception& e) {
+    return error(ErrorCode::kFormat, "{}: quantization_config: {}", source, e.what());
+  }
   tensors = tensors.without(consumed);
   return out;
 }

@@ -34,8 +34,8 @@
 //
 // Differences from gptq.py, marked (*) above, plus: dead columns are zeroed before the
 // per-channel / per-tensor fit (gptq.py fits first), so a dead input cannot widen a row's range.
-// Every output row is independent given U, so rows are processed in parallel chunks; results do
-// not depend on the thread count.
+// Every output row is independent given U, so rows are processed in parallel chunks of fixed
+// size; the thread count changes nothing but the blocking inside BLAS (the last bits of sums).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,8 @@
 #include "quant/recipe.h"
 
+#include <set>
+#include <utility>
+
 #include <nlohmann/json.hpp>
 
 
@@ -7,13 +10,17 @@ namespace lowbit {
 
 namespace {
 
-// Matches name[ni..] against pattern[pi..]; backtracking glob with integer ranges.
-bool match_from(const std::string& p, size_t pi, const std::string& n, size_t ni) {
+// Matches name[ni..] against pattern[pi..]; backtracking glob with integer ranges. `failed` holds
+// the (star, name position) pairs already known not to match, so "*a*a*a*...b" costs
+// O(|pattern| * |name|^2) instead of growing exponentially with the number of stars.
+bool match_from(const std::string& p, size_t pi, const std::string& n, size_t ni, std::set<std::pair<size_t, size_t>>& failed) {
   while (pi < p.size()) {
     const char c = p[pi];
     if (c == '*') {
+      if (failed.count({pi, ni})) return false;
       for (size_t k = ni; k <= n.size(); ++k)
-        if (match_from(p, pi + 1, n, k)) return true;
+        if (match_from(p, pi + 1, n, k, failed)) return true;
+      failed.insert({pi, ni});
       return false;
     }
     if (c == '[') {
@@ -37,7 +44,13 @@ bool match_from(const std::string& p, size_t pi, const std::string& n, size_t ni
   return ni == n.size();
 }
 
+// Tensor names are a few dozen characters; the matcher recurses once per '*'.
+constexpr size_t kMaxPatternBytes = 1024;
+
 Status check_pattern(const std::string& p, const std::string& source, size_t rule) {
+  if (p.size() > kMaxPatternBytes)
+    return error(ErrorCode::kFormat, "{}: rule {}: pattern of {} bytes (at most {})", source, rule + 1, p.size(),
+                 kMaxPatternBytes);
   for (size_t i = p.find('['); i != std::string::npos; i = p.find('[', i + 1)) {
     const size_t close = p.find(']', i);
     const std::string inside = close == std::string::npos ? "" : p.substr(i + 1, close - i - 1);
@@ -67,7 +80,10 @@ Result<FormatSpec> parse_rule_format(const std::string& text) {
 
 }  // namespace
 
-bool pattern_matches(const std::string& pattern, const std::string& name) { return match_from(pattern, 0, name, 0); }
+bool pattern_matches(const std::string& pattern, const std::string& name) {
+  std::set<std::pair<size_t, size_t>> failed;
+  return match_from(pattern, 0, name, 0, failed);
+}
 
 Recipe uniform_recipe(const FormatSpec& format, const std::string& method) {
   Recipe r;
@@ -86,6 +102,8 @@ Result<Recipe> parse_recipe(const std::string& text, const std::string& source) 
     const size_t cut = what.find("syntax error");
     return error(ErrorCode::kFormat, "{}:{}:{}: malformed recipe: {}", source, line, col,
                  cut == std::string::npos ? what : what.substr(cut));
+  } catch (const nlohmann::json::exception& e) {  // e.g. out_of_range: a number too large for a double
+    return error(ErrorCode::kFormat, "{}: malformed recipe: {}", source, e.what());
   }
   if (!j.is_object() || !j.contains("rules") || !j["rules"].is_array())
     return error(ErrorCode::kFormat, "{}: a recipe is an object with a \"rules\" array", source);
