@@ -83,7 +83,7 @@ std::shared_ptr<const Tokenizer> tokenizer_of(Vocabulary v) {
 std::vector<float> random_weights(int64_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 0.05f);
-  std::vector<float> w(size_t(n));
+  std::vector<float> w(static_cast<size_t>(n));
   for (float& x : w) x = normal(rng);
   return w;
 }
@@ -314,7 +314,7 @@ std::vector<Seed> recipe_seeds() {
 std::vector<Seed> token_file_seeds() {
   std::vector<Seed> seeds;
   for (int n : {9, 64}) {
-    std::vector<int32_t> tokens(size_t(n));
+    std::vector<int32_t> tokens(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) tokens[size_t(i)] = (i * 37 + 1) % 512;
     std::vector<uint8_t> bytes(tokens.size() * 4);
     std::memcpy(bytes.data(), tokens.data(), bytes.size());

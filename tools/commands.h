@@ -11,6 +11,8 @@ void add_eval_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_synth_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 
 }  // namespace lowbit::cli

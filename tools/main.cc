@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   lowbit::cli::add_eval_command(app);
   lowbit::cli::add_run_command(app);
   lowbit::cli::add_quantize_command(app);
+  lowbit::cli::add_bench_command(app);
+  lowbit::cli::add_synth_command(app);
   lowbit::cli::add_report_command(app);
   lowbit::cli::add_convert_command(app);
   try {

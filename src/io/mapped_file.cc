@@ -45,8 +45,11 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-Result<std::string> read_text_file(const std::string& path) {
+Result<std::string> read_text_file(const std::string& path, uint64_t max_bytes) {
   LOWBIT_ASSIGN_OR_RETURN(auto file, MappedFile::open(path));
+  if (file->size() > max_bytes)
+    return error(ErrorCode::kResource, "{}: {} bytes is over the {}-byte limit for this kind of file", path,
+                 file->size(), max_bytes);
   return std::string(reinterpret_cast<const char*>(file->data()), file->size());
 }
 

@@ -31,7 +31,8 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-// Reads a whole (small) file into a string: config.json, tokenizer.json, recipes.
-Result<std::string> read_text_file(const std::string& path);
+// Reads a whole (small) file into a string: config.json, tokenizer.json, recipes. A file larger
+// than `max_bytes` is refused (kResource) before anything is allocated.
+Result<std::string> read_text_file(const std::string& path, uint64_t max_bytes = UINT64_MAX);
 
 }  // namespace lowbit

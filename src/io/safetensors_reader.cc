@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/byte_reader.h"
+#include "io/json_limits.h"
 #include "io/safetensors.h"
 
 namespace lowbit {
@@ -19,6 +20,8 @@ using json = nlohmann::json;
 // Parses JSON, refusing duplicate keys at any nesting level: nlohmann keeps the last value
 // silently, which would let a file declare one tensor twice and have us see only one.
 Result<json> parse_json_strict(const std::string& text, const std::string& what) {
+  if (!json_depth_within(text))
+    return error(ErrorCode::kFormat, "{}: header nests deeper than {} levels", what, kMaxJsonDepth);
   std::vector<std::set<std::string>> open_objects;
   std::string duplicate;
   auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {

@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <cmath>
+
 namespace lowbit {
 
 Status ModelConfig::validate(const std::string& source) const {
@@ -18,8 +20,8 @@ Status ModelConfig::validate(const std::string& source) const {
   if (head_dim <= 0 || head_dim % 2 != 0 || head_dim > 4096) return bad("head_dim", head_dim);
   if (vocab_size <= 0 || vocab_size > kMax) return bad("vocab_size", vocab_size);
   if (max_seq_len <= 0 || max_seq_len > kMax) return bad("max_seq_len", max_seq_len);
-  if (!(rope_theta > 0)) return error(ErrorCode::kFormat, "{}: invalid rope_theta {}", source, rope_theta);
-  if (!(norm_eps > 0)) return error(ErrorCode::kFormat, "{}: invalid norm eps {}", source, norm_eps);
+  if (!(rope_theta > 0) || !std::isfinite(rope_theta)) return error(ErrorCode::kFormat, "{}: invalid rope_theta {}", source, rope_theta);
+  if (!(norm_eps > 0) || !std::isfinite(norm_eps)) return error(ErrorCode::kFormat, "{}: invalid norm eps {}", source, norm_eps);
   return Status::Ok();
 }
 

@@ -13,6 +13,7 @@
 
 #include "base/half.h"
 #include "io/atomic_file.h"
+#include "io/json_limits.h"
 #include "io/safetensors.h"
 #include "model/hf_config.h"
 #include "model/rope_permute.h"
@@ -68,7 +69,7 @@ Status check_shard_name(const std::string& file, const std::string& index_path) 
 
 Status load_sharded(const std::string& dir, Checkpoint* ckpt) {
   const std::string index_path = join(dir, kIndexFile);
-  LOWBIT_ASSIGN_OR_RETURN(std::string text, read_text_file(index_path));
+  LOWBIT_ASSIGN_OR_RETURN(std::string text, read_text_file(index_path, kMaxJsonFileBytes));
   json index;
   try {
     index = json::parse(text);
@@ -290,7 +291,7 @@ Result<Checkpoint> load_hf_checkpoint(const std::string& dir_arg) {
   if (!fs::is_directory(dir, ec)) return error(ErrorCode::kIo, "{}: not a directory", dir);
   const std::string config_path = join(dir, kConfigFile);
   if (!fs::exists(config_path, ec)) return error(ErrorCode::kNotFound, "{}: no {} in the directory", dir, kConfigFile);
-  LOWBIT_ASSIGN_OR_RETURN(std::string config_text, read_text_file(config_path));
+  LOWBIT_ASSIGN_OR_RETURN(std::string config_text, read_text_file(config_path, kMaxJsonFileBytes));
   LOWBIT_ASSIGN_OR_RETURN(HfConfig hf, parse_hf_config(config_text, config_path));
 
   Checkpoint ckpt;

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/json_limits.h"
+
 namespace lowbit {
 
 namespace {
@@ -124,6 +126,8 @@ const char* torch_dtype_name(DType dtype) {
 }
 
 Result<HfConfig> parse_hf_config(const std::string& json_text, const std::string& source) {
+  if (!json_depth_within(json_text))
+    return error(ErrorCode::kFormat, "{}: JSON nests deeper than {} levels", source, kMaxJsonDepth);
   json j;
   try {
     j = json::parse(json_text);

@@ -2,6 +2,9 @@
 
 #include <cblas.h>
 
+#include "kernels/packed_matmul.h"
+#include "model/model.h"
+
 namespace lowbit {
 
 std::vector<float> weight_values(const Linear& layer) {
@@ -9,22 +12,67 @@ std::vector<float> weight_values(const Linear& layer) {
   return std::vector<float>(layer.weight, layer.weight + size_t(layer.out_features) * layer.in_features);
 }
 
+void prepare_linear(Linear& layer) {
+  layer.packed = layer.is_quantized() ? kernels::pack_quantized(*layer.quantized) : nullptr;
+}
+
+void prepare_linears(std::vector<LayerWeights>& layers, Linear& head) {
+  for (LayerWeights& L : layers)
+    for (Linear* l : L.linears()) prepare_linear(*l);
+  prepare_linear(head);
+}
+
+void pack_dense_linear(Linear& layer, kernels::PackedKind kind) {
+  if (layer.is_quantized() || layer.weight == nullptr) return;
+  layer.packed = kernels::pack_dense(layer.weight, layer.out_features, layer.in_features, kind);
+}
+
+const kernels::PackedWeight* active_packed(const Linear& layer) {
+  if (layer.packed == nullptr) return nullptr;
+  const void* current = layer.is_quantized() ? static_cast<const void*>(layer.quantized.get()) : layer.weight;
+  return layer.packed->source == current ? layer.packed.get() : nullptr;
+}
+
+namespace {
+
+bool uses_qd8(const Linear& layer, const kernels::PackedWeight& p) {
+  return layer.dynamic_int8_activations && kernels::supports_qd8(p);
+}
+
+}  // namespace
+
+std::string linear_path(const Linear& layer, int n_tokens) {
+  const kernels::PackedWeight* p = active_packed(layer);
+  if (p == nullptr) return layer.is_quantized() ? "reference" : "blas_f32";
+  const std::string kind = kernels::packed_kind_name(p->kind);
+  if (uses_qd8(layer, *p)) return (n_tokens == 1 ? "gemv_qd8_" : "gemm_qd8_") + kind + "_f32";
+  return n_tokens == 1 ? "gemv_" + kind + "_f32" : "dequant_" + kind + "_f32+sgemm";
+}
+
 void linear_forward(const Linear& layer, const float* x, int n_tokens, float* y) {
   const int out = layer.out_features, in = layer.in_features;
-  // Reference path for quantized weights: dequantize the whole matrix, then the fp32 product.
-  // (Fast kernels that dequantize in registers live in kernels/.)
-  std::vector<float> dequantized;
-  const float* weight = layer.weight;
-  if (layer.is_quantized()) {
-    dequantized = dequantize(*layer.quantized);
-    weight = dequantized.data();
-  }
-  if (n_tokens == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, weight, in, x, 1, 0.0f, y, 1);
+  if (const kernels::PackedWeight* p = active_packed(layer)) {
+    if (uses_qd8(layer, *p)) {
+      kernels::matmul_qd8(*p, x, n_tokens, y);
+    } else {
+      kernels::matmul_f32(*p, x, n_tokens, y);
+    }
   } else {
-    // Y [n, out] = X [n, in] · Wᵀ [in, out]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tokens, out, in, 1.0f, x, in, weight, in, 0.0f,
-                y, out);
+    // fp32 weights, or the reference path for a quantized weight without a kernel layout:
+    // dequantize the whole matrix, then the fp32 product.
+    std::vector<float> dequantized;
+    const float* weight = layer.weight;
+    if (layer.is_quantized()) {
+      dequantized = dequantize(*layer.quantized);
+      weight = dequantized.data();
+    }
+    if (n_tokens == 1) {
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, weight, in, x, 1, 0.0f, y, 1);
+    } else {
+      // Y [n, out] = X [n, in] · Wᵀ [in, out]
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tokens, out, in, 1.0f, x, in, weight, in, 0.0f,
+                  y, out);
+    }
   }
   if (layer.bias != nullptr)
     for (int t = 0; t < n_tokens; ++t)

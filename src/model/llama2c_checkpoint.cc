@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include "io/atomic_file.h"
 #include "io/byte_reader.h"
@@ -157,6 +158,8 @@ Result<Checkpoint> load_llama2c_checkpoint(const std::string& path, const std::s
                    file->size());
     LOWBIT_ASSIGN_OR_RETURN(h, r.read<Header>());
     shared_head = h.vocab_size > 0;
+    if (h.vocab_size == std::numeric_limits<int32_t>::min())  // has no positive counterpart
+      return error(ErrorCode::kFormat, "{}: invalid vocab_size {}", path, h.vocab_size);
     if (h.vocab_size < 0) h.vocab_size = -h.vocab_size;
   }
   ModelConfig& c = ck.config;
@@ -180,10 +183,10 @@ Result<Checkpoint> load_llama2c_checkpoint(const std::string& path, const std::s
   // Check the declared size against the file before slicing anything.
   uint64_t floats = uint64_t(c.parameter_count());
   if (!version1) floats += uint64_t(c.max_seq_len) * uint64_t(c.head_dim);  // RoPE tables
-  uint64_t need = r.offset() + floats * 4;
-  if (file->size() < need)
-    return error(ErrorCode::kFormat, "{}: truncated: the header implies {} bytes but the file has {}", path, need,
-                 file->size());
+  // floats * 4 can pass 2^64 for headers at the config limits; compare against the bytes present.
+  if (floats > (file->size() - r.offset()) / 4)
+    return error(ErrorCode::kFormat, "{}: truncated: the header implies {} floats after byte {} but the file has {} bytes",
+                 path, floats, r.offset(), file->size());
   LOWBIT_RETURN_IF_ERROR(read_sections(r, version1 ? version1_order() : legacy_order(), shared_head, ck));
   if (r.remaining() != 0)
     return error(ErrorCode::kFormat, "{}: {} unexpected bytes after the last tensor (header says vocab {}, dim {})",

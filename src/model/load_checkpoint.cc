@@ -1,4 +1,5 @@
 // Chooses a loader by looking at the path (see checkpoint.h).
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 
@@ -21,6 +22,7 @@ bool looks_like_llama2c(const std::string& path) {
     std::memcpy(h, (*file)->data() + 8, sizeof(h));
     offset = 256;
   }
+  if (h[5] == INT32_MIN) return false;  // -h[5] would overflow
   ModelConfig c;
   c.dim = h[0], c.hidden_dim = h[1], c.n_layers = h[2], c.n_heads = h[3], c.n_kv_heads = h[4];
   c.vocab_size = h[5] < 0 ? -h[5] : h[5], c.max_seq_len = h[6];

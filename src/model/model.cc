@@ -77,6 +77,7 @@ Result<std::shared_ptr<Model>> Model::from_checkpoint(const Checkpoint& ckpt) {
     L.up = linear(name(tn::kUp), "");
     L.down = linear(name(tn::kDown), "");
   }
+  prepare_linears(m->layers_, m->lm_head_);  // repack quantized weights for the fast kernels
   return m;
 }
 

@@ -7,6 +7,7 @@
 
 #include "io/atomic_file.h"
 #include "io/byte_reader.h"
+#include "io/json_limits.h"
 #include "io/mapped_file.h"
 #include "model/tokenizer_bpe.h"
 #include "model/tokenizer_sentencepiece.h"
@@ -298,7 +299,9 @@ Result<Vocabulary> vocabulary_from_json(const json& root, const std::string& pat
 }  // namespace
 
 Result<std::unique_ptr<Tokenizer>> load_tokenizer_json(const std::string& path) {
-  LOWBIT_ASSIGN_OR_RETURN(const std::string text, read_text_file(path));
+  LOWBIT_ASSIGN_OR_RETURN(const std::string text, read_text_file(path, kMaxJsonFileBytes));
+  if (!json_depth_within(text))
+    return error(ErrorCode::kFormat, "{}: JSON nests deeper than {} levels", path, kMaxJsonDepth);
   try {
     const json root = json::parse(text);
     LOWBIT_ASSIGN_OR_RETURN(Vocabulary vocab, vocabulary_from_json(root, path));

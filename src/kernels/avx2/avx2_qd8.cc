@@ -1,0 +1,152 @@
+// AVX2 kernels for dynamic int8 activations (W8A8, W4A8): per-token activation quantization and
+// int8 x int8 -> int32 group dot products with vpmaddubsw / vpmaddwd. Scalar definition:
+// ref/ref_kernels.cc.
+//
+// vpmaddubsw multiplies unsigned by signed bytes and adds adjacent pairs into a SATURATING int16:
+//   4-bit codes (0..15) x activations (-127..127): |pair| <= 2 * 15 * 127, safe as is.
+//   8-bit codes (0..255) would not be (2 * 255 * 127 > 32767), so they are shifted to signed
+//   w = code - 128 and the sign trick |w| x sign(a, w) keeps |pair| <= 2 * 128 * 127 = 32512.
+// The group's exact integer D = sum (code - zero) q = raw - (zero - offset) * group_sum (offset 128
+// for shifted 8-bit codes, 0 for 4-bit) is formed in int32 before any rounding.
+#include <immintrin.h>
+
+#include "kernels/kernel_table.h"
+
+namespace lowbit::kernels {
+
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+// 32 fp32 -> 32 int8 with round-half-even (the default MXCSR mode), as the reference nearbyint.
+inline void quantize32(const float* x, __m256 inv, int8_t* q) {
+  const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), inv));
+  const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), inv));
+  const __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), inv));
+  const __m256i d = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), inv));
+  // packs work within 128-bit lanes; the final permute restores element order.
+  const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+  const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), ordered);
+}
+
+void quantize_f32_qd8(const float* x, int64_t k, int64_t k_padded, int64_t group_size, int8_t* q, float* scale,
+                      int32_t* group_sums) {
+  const int64_t full = k / kBlock * kBlock;
+  alignas(32) float tail[kBlock] = {};  // the last partial block, zero-padded
+  for (int64_t i = full; i < k; ++i) tail[i - full] = x[i];
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 m = _mm256_setzero_ps();
+  for (int64_t i = 0; i < full; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+  for (int i = 0; i < kBlock; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(tail + i)));
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  const float amax = _mm_cvtss_f32(m4);
+  // Same rule as the reference: below 1e-30 the reciprocal could overflow; quantize to zeros.
+  const bool zero = amax < 1e-30f;
+  *scale = zero ? 1.0f : amax / 127.0f;
+  const __m256 inv = _mm256_set1_ps(zero ? 0.0f : 127.0f / amax);
+  for (int64_t i = 0; i < full; i += kBlock) quantize32(x + i, inv, q + i);
+  if (full < k) quantize32(tail, inv, q + full);
+  const int64_t done = full < k ? full + kBlock : full;
+  __builtin_memset(q + done, 0, size_t(k_padded - done));
+
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  for (int64_t g = 0; g * group_size < k_padded; ++g) {
+    __m256i s = _mm256_setzero_si256();
+    for (int64_t i = g * group_size; i < k_padded && i < (g + 1) * group_size; i += kBlock) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i));
+      s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v), ones16));
+    }
+    group_sums[g] = hsum_epi32(s);
+  }
+}
+
+// 32 codes of one block as bytes in element order.
+template <bool kFourBit>
+inline __m256i load_block(const uint8_t* row, int64_t b) {
+  if constexpr (kFourBit) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + b * 16));
+    const __m128i mask = _mm_set1_epi8(0xf);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), mask), _mm_and_si128(v, mask));
+  } else {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * 32));
+  }
+}
+
+// One weight row against NR tokens starting at t0.
+template <bool kFourBit, int NR>
+void row_tile(const PackedWeightView& w, int64_t r, int64_t t0, const QuantizedActivationsView& a, float* y,
+              int64_t ldy) {
+  constexpr int kOffset = kFourBit ? 0 : 128;
+  const int64_t blocks = w.k_padded / kBlock, per_group = w.group_size / kBlock;
+  const uint8_t* row = w.codes + r * w.row_bytes;
+  const int8_t* act[NR];
+  for (int j = 0; j < NR; ++j) act[j] = a.values + (t0 + j) * a.k_padded;
+  const __m256i ones16 = _mm256_set1_epi16(1), flip = _mm256_set1_epi8(char(0x80));
+  __m256 facc[NR];
+  for (int j = 0; j < NR; ++j) facc[j] = _mm256_setzero_ps();
+  for (int64_t g = 0, b = 0; g < w.groups_per_row; ++g) {
+    const int64_t p = r * w.groups_per_row + g;
+    __m256i iacc[NR];
+    for (int j = 0; j < NR; ++j) iacc[j] = _mm256_setzero_si256();
+    for (const int64_t end = b + per_group < blocks ? b + per_group : blocks; b < end; ++b) {
+      const __m256i codes = load_block<kFourBit>(row, b);
+      if constexpr (kFourBit) {
+        for (int j = 0; j < NR; ++j) {
+          const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[j] + b * kBlock));
+          iacc[j] = _mm256_add_epi32(iacc[j], _mm256_madd_epi16(_mm256_maddubs_epi16(codes, av), ones16));
+        }
+      } else {
+        const __m256i wv = _mm256_xor_si256(codes, flip);  // code - 128 as int8
+        const __m256i wabs = _mm256_abs_epi8(wv);
+        for (int j = 0; j < NR; ++j) {
+          const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[j] + b * kBlock));
+          const __m256i prod = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(av, wv));
+          iacc[j] = _mm256_add_epi32(iacc[j], _mm256_madd_epi16(prod, ones16));
+        }
+      }
+    }
+    const int32_t zero = int32_t(w.zeros[p]) - kOffset;
+    const __m256 scale = _mm256_set1_ps(w.scales[p]);
+    for (int j = 0; j < NR; ++j) {
+      const int32_t correction = zero * a.group_sums[(t0 + j) * a.groups + g];
+      const __m256i exact = _mm256_sub_epi32(iacc[j], _mm256_setr_epi32(correction, 0, 0, 0, 0, 0, 0, 0));
+      facc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(exact), scale, facc[j]);
+    }
+  }
+  for (int j = 0; j < NR; ++j) y[(t0 + j) * ldy + r] = a.scales[t0 + j] * hsum(facc[j]);
+}
+
+template <bool kFourBit>
+void gemm_qd8(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
+              float* y, int64_t ldy) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    int64_t t = 0;
+    for (; t + 4 <= a.tokens; t += 4) row_tile<kFourBit, 4>(w, r, t, a, y, ldy);
+    for (; t < a.tokens; ++t) row_tile<kFourBit, 1>(w, r, t, a, y, ldy);
+  }
+}
+
+}  // namespace
+
+void fill_avx2_qd8_kernels(KernelTable& t) {
+  t.quantize_f32_qd8 = quantize_f32_qd8;
+  t.gemm_qd8_q8g_f32 = gemm_qd8<false>;
+  t.gemm_qd8_q4g_f32 = gemm_qd8<true>;
+}
+
+}  // namespace lowbit::kernels

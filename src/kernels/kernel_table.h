@@ -1,0 +1,79 @@
+// The table of kernels one ISA provides, by contract (XNNPACK naming):
+//
+//   gemv_<weights>_f32      one token, fp32 activations, weights decoded in registers, fp32 out
+//   dequant_<weights>_f32   rows of weights decoded to fp32 (prefill tiles fed to BLAS sgemm)
+//   quantize_f32_qd8        one token of fp32 activations to dynamic symmetric int8 ("qd8")
+//   gemm_qd8_<weights>_f32  n tokens of qd8 activations x integer weights, int32 dot products per
+//                           group, fp32 out (n = 1 is the decode case)
+//
+// where <weights> is f16 | bf16 | q8g | q4g | q3g | q2g (integer grid, per group; per channel is
+// one group spanning the row) | nf4g | fp8c (E4M3, one scale per row). Layouts: kernel_types.h.
+//
+// Every kernel works on a row range [row_begin, row_end) and is single-threaded; the driver
+// (packed_matmul.cc) splits rows across OpenMP threads. Pointers to unsupported entries are null.
+// Included by per-ISA translation units: declarations and plain data only (see kernel_types.h).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/kernel_types.h"
+
+namespace lowbit::kernels {
+
+enum class Isa : uint8_t { kRef, kAvx2, kAvx512 };
+
+// y[r] = sum_k W[r, k] * x[k] for r in [row_begin, row_end); x has k_padded entries (zero tail).
+using GemvF32Fn = void (*)(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const float* x,
+                           float* y);
+// out[(r - row_begin) * w.k_padded + k] = W[r, k], bit-identical to the scalar definition in
+// kernel_types.h (and so to formats/ dequantize()): one fp32 multiply scale * (code - zero).
+using DequantFn = void (*)(const PackedWeightView& w, int64_t row_begin, int64_t row_end, float* out);
+// One token: x [k] -> q [k_padded] (zero beyond k), *scale, group_sums [k_padded / group_size,
+// rounded up] over consecutive runs of group_size inputs.
+using QuantizeQd8Fn = void (*)(const float* x, int64_t k, int64_t k_padded, int64_t group_size, int8_t* q,
+                               float* scale, int32_t* group_sums);
+// y[t * ldy + r] = a.scales[t] * sum_g scales[r, g] * D[t, r, g] for every token t < a.tokens, with
+// the exact integer D[t, r, g] = sum_{k in g} (code[r, k] - zero[r, g]) * q[t, k].
+using GemmQd8Fn = void (*)(const PackedWeightView& w, int64_t row_begin, int64_t row_end,
+                           const QuantizedActivationsView& a, float* y, int64_t ldy);
+
+struct KernelTable {
+  Isa isa = Isa::kRef;
+  const char* name = "ref";  // "ref", "avx2", "avx512", "avx512_vnni"
+
+  // Weight-only (fp32 activations): decode.
+  GemvF32Fn gemv_f16_f32 = nullptr;
+  GemvF32Fn gemv_bf16_f32 = nullptr;
+  GemvF32Fn gemv_q8g_f32 = nullptr;
+  GemvF32Fn gemv_q4g_f32 = nullptr;
+  GemvF32Fn gemv_q3g_f32 = nullptr;
+  GemvF32Fn gemv_q2g_f32 = nullptr;
+  GemvF32Fn gemv_nf4g_f32 = nullptr;
+  GemvF32Fn gemv_fp8c_f32 = nullptr;
+
+  // Weight-only: tiles for prefill.
+  DequantFn dequant_f16_f32 = nullptr;
+  DequantFn dequant_bf16_f32 = nullptr;
+  DequantFn dequant_q8g_f32 = nullptr;
+  DequantFn dequant_q4g_f32 = nullptr;
+  DequantFn dequant_q3g_f32 = nullptr;
+  DequantFn dequant_q2g_f32 = nullptr;
+  DequantFn dequant_nf4g_f32 = nullptr;
+  DequantFn dequant_fp8c_f32 = nullptr;
+
+  // Dynamic int8 activations: W8A8 and W4A8.
+  QuantizeQd8Fn quantize_f32_qd8 = nullptr;
+  GemmQd8Fn gemm_qd8_q8g_f32 = nullptr;
+  GemmQd8Fn gemm_qd8_q4g_f32 = nullptr;
+};
+
+// Filled by each ISA's translation unit (only called when the CPU supports that ISA). The AVX2
+// and AVX-512 fills start from the table they are given and replace the entries they speed up.
+void fill_ref_kernels(KernelTable& table);
+void fill_avx2_kernels(KernelTable& table);
+void fill_avx512_kernels(KernelTable& table);
+void fill_avx512_vnni_kernels(KernelTable& table);
+// Parts of the fills above, one per translation unit.
+void fill_avx2_qd8_kernels(KernelTable& table);
+
+}  // namespace lowbit::kernels

@@ -1,0 +1,22 @@
+// y = x Wᵀ for a packed weight: the threaded driver around the kernel table. Kernels work on row
+// ranges; this file pads activations to k_padded, quantizes them when asked, splits rows over
+// OpenMP threads and, for prefill, feeds dequantized row tiles to BLAS.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/kernels.h"
+#include "kernels/packed_weight.h"
+
+namespace lowbit::kernels {
+
+// Weight-only: exact fp32 activations x [n, cols] -> y [n, rows]. One token runs the gemv kernel
+// (codes decoded in registers); more tokens dequantize tiles of rows into an L2-sized fp32 buffer
+// and multiply them with BLAS sgemm, so the decode cost is shared by all tokens.
+void matmul_f32(const PackedWeight& w, const float* x, int64_t n, float* y, const KernelTable& table = kernels());
+
+// Dynamic int8 activations (W8A8 / W4A8, supports_qd8(w) must hold): each token of x is quantized
+// per token (symmetric int8, scale from its absmax), then int8 x int8 -> int32 group dot products.
+void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, const KernelTable& table = kernels());
+
+}  // namespace lowbit::kernels

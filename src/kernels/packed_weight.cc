@@ -1,0 +1,162 @@
+#include "kernels/packed_weight.h"
+
+#include <cstring>
+
+#include "base/half.h"
+#include "kernels/kernels.h"
+
+namespace lowbit::kernels {
+
+namespace {
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Bytes of one 32-code block.
+int64_t block_bytes(PackedKind kind) {
+  switch (kind) {
+    case PackedKind::kF16:
+    case PackedKind::kBF16: return 2 * kBlock;
+    case PackedKind::kQ8:
+    case PackedKind::kFP8: return kBlock;
+    case PackedKind::kQ4:
+    case PackedKind::kNF4: return kBlock / 2;
+    case PackedKind::kQ3: return 3 * kBlock / 8;
+    case PackedKind::kQ2: return kBlock / 4;
+  }
+  return 0;
+}
+
+bool kind_of(FormatId id, PackedKind* kind) {
+  switch (id) {
+    case FormatId::kInt8: *kind = PackedKind::kQ8; return true;
+    case FormatId::kInt4: *kind = PackedKind::kQ4; return true;
+    case FormatId::kInt3: *kind = PackedKind::kQ3; return true;
+    case FormatId::kInt2: *kind = PackedKind::kQ2; return true;
+    case FormatId::kNF4: *kind = PackedKind::kNF4; return true;
+    case FormatId::kFP8E4M3: *kind = PackedKind::kFP8; return true;
+    default: return false;
+  }
+}
+
+// Writes one block of 32 codes (`codes` has kBlock entries, zero-padded) in `kind`'s layout.
+void pack_block(PackedKind kind, const uint8_t* codes, uint8_t* out) {
+  switch (kind) {
+    case PackedKind::kQ8:
+    case PackedKind::kFP8: std::memcpy(out, codes, kBlock); break;
+    case PackedKind::kQ4:
+    case PackedKind::kNF4:
+      for (int j = 0; j < 16; ++j) out[j] = uint8_t(codes[j] | codes[j + 16] << 4);
+      break;
+    case PackedKind::kQ2:
+      for (int j = 0; j < 8; ++j)
+        out[j] = uint8_t(codes[j] | codes[j + 8] << 2 | codes[j + 16] << 4 | codes[j + 24] << 6);
+      break;
+    case PackedKind::kQ3: {
+      uint32_t plane = 0;
+      for (int j = 0; j < 8; ++j)
+        out[j] = uint8_t((codes[j] & 3) | (codes[j + 8] & 3) << 2 | (codes[j + 16] & 3) << 4 |
+                         (codes[j + 24] & 3) << 6);
+      for (int j = 0; j < kBlock; ++j) plane |= uint32_t(codes[j] >> 2 & 1) << j;
+      for (int b = 0; b < 4; ++b) out[8 + b] = uint8_t(plane >> (8 * b));
+      break;
+    }
+    default: break;  // dense kinds are not packed by block
+  }
+}
+
+PackedWeight empty_packed(PackedKind kind, int64_t rows, int64_t cols) {
+  PackedWeight p;
+  p.kind = kind;
+  p.rows = rows;
+  p.cols = cols;
+  p.k_padded = round_up(cols, kBlock);
+  p.row_bytes = p.k_padded / kBlock * block_bytes(kind);
+  p.codes.assign(size_t(rows * p.row_bytes), 0);
+  return p;
+}
+
+}  // namespace
+
+PackedWeightView PackedWeight::view() const {
+  PackedWeightView v;
+  v.kind = kind;
+  v.rows = rows;
+  v.cols = cols;
+  v.k_padded = k_padded;
+  v.row_bytes = row_bytes;
+  v.group_size = group_size;
+  v.groups_per_row = groups_per_row;
+  v.codes = codes.data();
+  v.scales = scales.empty() ? nullptr : scales.data();
+  v.zeros = zeros.empty() ? nullptr : zeros.data();
+  return v;
+}
+
+uint64_t PackedWeight::bytes() const {
+  return codes.size() + (scales.size() + zeros.size()) * sizeof(float);
+}
+
+std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m) {
+  PackedKind kind;
+  if (!kind_of(m.spec.id, &kind) || m.rows <= 0 || m.cols <= 0) return nullptr;
+  const GroupLayout layout = m.layout();
+  const bool grouped = m.spec.granularity == Granularity::kGroup && layout.groups_per_row > 1;
+  if (grouped && layout.group_size % kBlock != 0) return nullptr;
+  for (size_t c = 0; c < m.g_idx.size(); ++c)
+    if (m.g_idx[c] != int32_t(int64_t(c) / layout.group_size)) return nullptr;  // act-order: scattered groups
+
+  auto p = std::make_shared<PackedWeight>(empty_packed(kind, m.rows, m.cols));
+  p->source = &m;
+  p->group_size = grouped ? layout.group_size : p->k_padded;
+  p->groups_per_row = grouped ? layout.groups_per_row : 1;
+  const bool integer = m.spec.info().integer_grid;
+  p->scales.resize(size_t(m.rows * p->groups_per_row));
+  if (integer) p->zeros.resize(p->scales.size());
+  const int64_t blocks = p->k_padded / kBlock, bb = block_bytes(kind);
+#pragma omp parallel for schedule(static) if (m.rows * m.cols > (1 << 20))
+  for (int64_t r = 0; r < m.rows; ++r) {
+    for (int64_t g = 0; g < p->groups_per_row; ++g) {
+      const GroupParams& gp = m.params[size_t(layout.param_index(r, g * layout.group_size))];
+      p->scales[size_t(r * p->groups_per_row + g)] = gp.scale;
+      if (integer) p->zeros[size_t(r * p->groups_per_row + g)] = gp.zero;
+    }
+    const uint8_t* row = m.codes.data() + r * m.cols;
+    for (int64_t b = 0; b < blocks; ++b) {
+      uint8_t block[kBlock] = {};
+      for (int j = 0; j < kBlock && b * kBlock + j < m.cols; ++j) block[j] = row[b * kBlock + j];
+      pack_block(kind, block, p->codes.data() + r * p->row_bytes + b * bb);
+    }
+  }
+  return p;
+}
+
+std::shared_ptr<const PackedWeight> pack_dense(const float* weight, int64_t rows, int64_t cols, PackedKind kind) {
+  LOWBIT_CHECK(kind == PackedKind::kF16 || kind == PackedKind::kBF16);
+  auto p = std::make_shared<PackedWeight>(empty_packed(kind, rows, cols));
+  p->source = weight;
+  p->group_size = p->k_padded;
+  p->groups_per_row = 1;
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 20))
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < cols; ++k) {
+      const float v = weight[r * cols + k];
+      const uint16_t h = kind == PackedKind::kF16 ? f32_to_fp16(v) : f32_to_bf16(v);
+      std::memcpy(p->codes.data() + r * p->row_bytes + 2 * k, &h, 2);
+    }
+  }
+  return p;
+}
+
+bool supports_qd8(const PackedWeight& w) {
+  return (w.kind == PackedKind::kQ8 || w.kind == PackedKind::kQ4) && w.k_padded <= 65536;
+}
+
+std::vector<float> unpack_reference(const PackedWeight& w) {
+  std::vector<float> padded(size_t(w.rows * w.k_padded)), out(size_t(w.rows * w.cols));
+  dequant_for(kernels_for(Isa::kRef), w.kind)(w.view(), 0, w.rows, padded.data());
+  for (int64_t r = 0; r < w.rows; ++r)
+    std::copy(padded.begin() + r * w.k_padded, padded.begin() + r * w.k_padded + w.cols, out.begin() + r * w.cols);
+  return out;
+}
+
+}  // namespace lowbit::kernels

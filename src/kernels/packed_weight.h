@@ -1,0 +1,44 @@
+// Weights repacked at load into the kernel layouts of kernel_types.h. In memory only: the
+// canonical on-disk layout stays formats/' bit stream.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "formats/quantized_matrix.h"
+#include "kernels/kernel_types.h"
+
+namespace lowbit::kernels {
+
+struct PackedWeight {
+  PackedKind kind = PackedKind::kQ8;
+  int64_t rows = 0, cols = 0, k_padded = 0, row_bytes = 0, group_size = 0, groups_per_row = 0;
+  std::vector<uint8_t> codes;  // [rows, row_bytes]
+  std::vector<float> scales;   // [rows, groups_per_row] (per-tensor parameters repeated per row)
+  std::vector<float> zeros;    // [rows, groups_per_row], integer grids only
+  // What it was packed from (a QuantizedMatrix or an fp32 array): callers holding a weight that
+  // may be replaced later compare this pointer before trusting the packed copy.
+  const void* source = nullptr;
+
+  PackedWeightView view() const;
+  // Bytes a kernel streams per pass over the weight: codes + scales + zeros.
+  uint64_t bytes() const;
+};
+
+// Packs `m` for the kernels, or returns null when no kernel takes it: a group size that is not a
+// multiple of kBlock (32), or an act-order g_idx that is not the identity. Such weights keep the
+// reference dequantize path. Threaded over rows.
+std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m);
+
+// A dense fp32 [rows, cols] weight stored as kF16 or kBF16 (rounded to nearest even).
+std::shared_ptr<const PackedWeight> pack_dense(const float* weight, int64_t rows, int64_t cols, PackedKind kind);
+
+// Whether the dynamic-int8-activation kernels (W8A8 / W4A8) take this weight: integer codes of 8
+// or 4 bits, and rows short enough that int32 group sums cannot overflow (k_padded <= 65536).
+bool supports_qd8(const PackedWeight& w);
+
+// The weight as fp32 [rows, cols] via the reference kernel (tests; equals formats/ dequantize()).
+std::vector<float> unpack_reference(const PackedWeight& w);
+
+}  // namespace lowbit::kernels

@@ -1,0 +1,118 @@
+// Scalar reference kernels: the definition of every entry of the kernel table. Written for
+// clarity, element by element, straight from the layout comments in kernel_types.h.
+#include <cmath>
+#include <cstring>
+
+#include "base/half.h"
+#include "formats/fp8.h"
+#include "formats/nf4.h"
+#include "kernels/kernel_table.h"
+
+namespace lowbit::kernels {
+
+namespace {
+
+// Code of weight k within a row (k < k_padded), undoing the block layouts of kernel_types.h.
+uint32_t code_at(PackedKind kind, const uint8_t* row, int64_t k) {
+  const int64_t block = k / kBlock;
+  const int j = int(k % kBlock);
+  switch (kind) {
+    case PackedKind::kQ8:
+    case PackedKind::kFP8: return row[k];
+    case PackedKind::kQ4:
+    case PackedKind::kNF4: {
+      const uint8_t byte = row[block * 16 + j % 16];
+      return j < 16 ? byte & 0xfu : byte >> 4;
+    }
+    case PackedKind::kQ2: return (row[block * 8 + j % 8] >> (2 * (j / 8))) & 3u;
+    case PackedKind::kQ3: {
+      const uint8_t* b = row + block * 12;
+      const uint32_t low = (b[j % 8] >> (2 * (j / 8))) & 3u;
+      const uint32_t plane = uint32_t(b[8]) | uint32_t(b[9]) << 8 | uint32_t(b[10]) << 16 | uint32_t(b[11]) << 24;
+      return low | ((plane >> j) & 1u) << 2;
+    }
+    case PackedKind::kF16:
+    case PackedKind::kBF16: return uint32_t(row[2 * k]) | uint32_t(row[2 * k + 1]) << 8;
+  }
+  return 0;
+}
+
+// Value of weight (r, k): the one fp32 multiply of formats/ decode_value().
+float weight_at(const PackedWeightView& w, int64_t r, int64_t k) {
+  const uint8_t* row = w.codes + r * w.row_bytes;
+  const uint32_t code = code_at(w.kind, row, k);
+  const int64_t p = r * w.groups_per_row + k / w.group_size;
+  switch (w.kind) {
+    case PackedKind::kF16: return fp16_to_f32(uint16_t(code));
+    case PackedKind::kBF16: return bf16_to_f32(uint16_t(code));
+    case PackedKind::kNF4: return w.scales[p] * kNf4.levels[code];
+    case PackedKind::kFP8: return w.scales[p] * fp8_e4m3_to_f32(uint8_t(code));
+    default: return w.scales[p] * (float(code) - w.zeros[p]);
+  }
+}
+
+void gemv_ref(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const float* x, float* y) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    float acc = 0.0f;
+    for (int64_t k = 0; k < w.k_padded; ++k) acc += weight_at(w, r, k) * x[k];
+    y[r] = acc;
+  }
+}
+
+void dequant_ref(const PackedWeightView& w, int64_t row_begin, int64_t row_end, float* out) {
+  for (int64_t r = row_begin; r < row_end; ++r)
+    for (int64_t k = 0; k < w.k_padded; ++k) out[(r - row_begin) * w.k_padded + k] = weight_at(w, r, k);
+}
+
+void quantize_f32_qd8_ref(const float* x, int64_t k, int64_t k_padded, int64_t group_size, int8_t* q,
+                          float* scale, int32_t* group_sums) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < k; ++i) amax = std::fmax(amax, std::fabs(x[i]));
+  // Below 1e-30 the reciprocal 127 / amax could overflow; such a row quantizes to zeros.
+  const bool zero = amax < 1e-30f;
+  const float inv = zero ? 0.0f : 127.0f / amax;
+  *scale = zero ? 1.0f : amax / 127.0f;
+  for (int64_t i = 0; i < k_padded; ++i) q[i] = i < k ? int8_t(std::nearbyint(x[i] * inv)) : int8_t(0);
+  const int64_t groups = (k_padded + group_size - 1) / group_size;
+  for (int64_t g = 0; g < groups; ++g) {
+    int32_t sum = 0;
+    for (int64_t i = g * group_size; i < k_padded && i < (g + 1) * group_size; ++i) sum += q[i];
+    group_sums[g] = sum;
+  }
+}
+
+// Exact integer group dot products in int64, then the fp32 epilogue.
+void gemm_qd8_ref(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
+                  float* y, int64_t ldy) {
+  for (int64_t t = 0; t < a.tokens; ++t) {
+    const int8_t* q = a.values + t * a.k_padded;
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      const uint8_t* row = w.codes + r * w.row_bytes;
+      float acc = 0.0f;
+      for (int64_t g = 0; g < w.groups_per_row; ++g) {
+        const int64_t p = r * w.groups_per_row + g;
+        const int64_t zero = int64_t(w.zeros[p]);
+        int64_t dot = 0;
+        for (int64_t k = g * w.group_size; k < w.k_padded && k < (g + 1) * w.group_size; ++k)
+          dot += (int64_t(code_at(w.kind, row, k)) - zero) * q[k];
+        acc += w.scales[p] * float(dot);
+      }
+      y[t * ldy + r] = a.scales[t] * acc;
+    }
+  }
+}
+
+}  // namespace
+
+void fill_ref_kernels(KernelTable& t) {
+  t.isa = Isa::kRef;
+  t.name = "ref";
+  t.gemv_f16_f32 = t.gemv_bf16_f32 = t.gemv_q8g_f32 = t.gemv_q4g_f32 = t.gemv_q3g_f32 = t.gemv_q2g_f32 =
+      t.gemv_nf4g_f32 = t.gemv_fp8c_f32 = gemv_ref;
+  t.dequant_f16_f32 = t.dequant_bf16_f32 = t.dequant_q8g_f32 = t.dequant_q4g_f32 = t.dequant_q3g_f32 =
+      t.dequant_q2g_f32 = t.dequant_nf4g_f32 = t.dequant_fp8c_f32 = dequant_ref;
+  t.quantize_f32_qd8 = quantize_f32_qd8_ref;
+  t.gemm_qd8_q8g_f32 = t.gemm_qd8_q4g_f32 = gemm_qd8_ref;
+}
+
+}  // namespace lowbit::kernels

@@ -1,0 +1,134 @@
+// linear_forward's dispatch: packed quantized weights take the fast kernels and agree with the
+// reference dequantize path up to fp32 reordering; a weight swapped after packing falls back to
+// the reference path; dynamic int8 activations switch int8/int4 weights to the W8A8/W4A8 kernels.
+#include "model/linear.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "model/forward.h"
+#include "model/synthetic.h"
+
+namespace lowbit {
+namespace {
+
+std::vector<float> gaussian(int64_t n, uint32_t seed, float stddev) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, stddev);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+Linear quantized_linear(const std::string& spec, int out, int in, uint32_t seed) {
+  Linear l;
+  l.name = "test";
+  l.out_features = out;
+  l.in_features = in;
+  l.quantized = std::make_shared<QuantizedMatrix>(
+      *quantize_reference(gaussian(int64_t(out) * in, seed, 0.05f), out, in, *parse_format_spec(spec)));
+  prepare_linear(l);
+  return l;
+}
+
+// max |a - b| over max |b|
+double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    err = std::max(err, double(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, double(std::fabs(b[i])));
+  }
+  return err / scale;
+}
+
+TEST(LinearForward, PackedKernelsMatchReferencePath) {
+  for (const char* spec : {"int4g32", "int8", "int3g64", "nf4", "fp8_e4m3", "int2g32_sym"}) {
+    Linear fast = quantized_linear(spec, 40, 172, 3);
+    ASSERT_NE(active_packed(fast), nullptr) << spec;
+    Linear reference = fast;
+    reference.packed = nullptr;
+    EXPECT_EQ(linear_path(reference, 1), "reference");
+    for (int n : {1, 5}) {
+      const std::vector<float> x = gaussian(int64_t(n) * 172, 9, 1.0f);
+      std::vector<float> y_fast(size_t(n) * 40), y_ref(y_fast.size());
+      linear_forward(fast, x.data(), n, y_fast.data());
+      linear_forward(reference, x.data(), n, y_ref.data());
+      // fp32 reordering of 172-term sums: a few units of 2^-24 per term, relative to the output.
+      EXPECT_LT(relative_error(y_fast, y_ref), 172 * 0x1p-22) << spec << " n=" << n;
+    }
+  }
+}
+
+TEST(LinearForward, SwappedWeightFallsBackToReference) {
+  Linear l = quantized_linear("int4g32", 8, 64, 4);
+  EXPECT_EQ(linear_path(l, 1), "gemv_q4g_f32");
+  l.quantized = std::make_shared<QuantizedMatrix>(*l.quantized);  // e.g. GPTQ's driver replacing it
+  EXPECT_EQ(active_packed(l), nullptr);
+  EXPECT_EQ(linear_path(l, 1), "reference");
+  prepare_linear(l);
+  EXPECT_EQ(linear_path(l, 7), "dequant_q4g_f32+sgemm");
+}
+
+TEST(LinearForward, DynamicInt8ActivationsUseQd8Kernels) {
+  for (const char* spec : {"int8_sym", "int4g128"}) {
+    Linear l = quantized_linear(spec, 48, 256, 5);
+    const std::vector<float> x = gaussian(3 * 256, 6, 1.0f);
+    std::vector<float> exact(3 * 48), q(3 * 48);
+    linear_forward(l, x.data(), 3, exact.data());
+    l.dynamic_int8_activations = true;
+    EXPECT_EQ(linear_path(l, 1).rfind("gemv_qd8_", 0), 0u) << linear_path(l, 1);
+    linear_forward(l, x.data(), 3, q.data());
+    // Per-token int8 activations: each input moves by at most half a step of absmax / 127.
+    EXPECT_LT(relative_error(q, exact), 0.05) << spec;
+    EXPECT_GT(relative_error(q, exact), 0.0) << spec;  // the int8 path really ran
+  }
+  Linear nf4 = quantized_linear("nf4", 4, 64, 7);
+  nf4.dynamic_int8_activations = true;  // no int8 kernel for nf4: stays weight-only
+  EXPECT_EQ(linear_path(nf4, 1), "gemv_nf4g_f32");
+}
+
+TEST(LinearForward, HalfPrecisionDenseWeights) {
+  const std::vector<float> w = gaussian(16 * 96, 8, 0.1f), x = gaussian(96, 9, 1.0f);
+  Linear l;
+  l.out_features = 16;
+  l.in_features = 96;
+  l.weight = w.data();
+  std::vector<float> y32(16), y16(16);
+  linear_forward(l, x.data(), 1, y32.data());
+  pack_dense_linear(l, kernels::PackedKind::kBF16);
+  EXPECT_EQ(linear_path(l, 1), "gemv_bf16_f32");
+  linear_forward(l, x.data(), 1, y16.data());
+  EXPECT_LT(relative_error(y16, y32), 0.02);
+}
+
+TEST(LinearForward, ModelFromCheckpointPacksEveryQuantizedLinear) {
+  Checkpoint ck = make_random_checkpoint(tiny_test_config(), 3);
+  const ModelConfig& c = ck.config;
+  for (const ExpectedTensor& e : expected_tensors(c)) {
+    if (e.shape.size() != 2 || e.name == tensor_names::embed()) continue;
+    std::vector<float> values = gaussian(e.shape[0] * e.shape[1], 1, 0.05f);
+    ck.quantized[e.name] = std::make_shared<QuantizedMatrix>(
+        *quantize_reference(values, e.shape[0], e.shape[1], *parse_format_spec("int4g32")));
+  }
+  std::vector<std::string> names;
+  for (const auto& [name, m] : ck.quantized) names.push_back(name);
+  ck.tensors = ck.tensors.without(names);
+  auto model = Model::from_checkpoint(ck);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  for (const LayerWeights& L : (*model)->layers())
+    for (const Linear* l : L.linears()) EXPECT_NE(active_packed(*l), nullptr) << l->name;
+  // Same logits as the reference dequantize path, up to fp32 reordering.
+  std::vector<float> fast, reference;
+  Session s(*model);
+  ASSERT_TRUE(s.forward(std::vector<int>{1, 2, 3, 4}, true, &fast).ok());
+  for (LayerWeights& L : (*model)->mutable_layers())
+    for (Linear* l : L.linears()) l->packed = nullptr;
+  s.reset();
+  ASSERT_TRUE(s.forward(std::vector<int>{1, 2, 3, 4}, true, &reference).ok());
+  EXPECT_LT(relative_error(fast, reference), 1e-4);
+}
+
+}  // namespace
+}  // namespace lowbit

@@ -1,0 +1,374 @@
+// lowbit bench MODEL...: prefill and decode speed, weight bytes, peak memory and the decode
+// roofline, for several models (FP32 and quantized side by side) in one run.
+//
+// Each model runs in a forked child, so peak resident memory (getrusage ru_maxrss, which is
+// per process) is that model's alone; the child sends its figures back through a pipe. The
+// parent never enters an OpenMP region (libgomp's threads do not survive fork); the bandwidth
+// probe runs in a child too.
+//
+// Roofline: decode reads every weight once per token, so tokens/s <= read bandwidth / bytes read
+// per token (weights as the kernels hold them + norms + one embedding row + the KV cache at the
+// mean decode position). Bandwidth is measured in the same run by a threaded streaming sum over
+// a buffer of at least 1 GiB and 4x the last-level cache.
+// Dequant share (weight-only kernels only): an unpack-only pass (the dequant kernel on
+// cache-resident rows, into an L1-resident buffer) gives the CPU cost of decoding a weight; times
+// the weights read per token, divided by the threads and by the measured decode time per token.
+// Decode overlaps this work with memory stalls, so it is the share of the threads' time spent
+// unpacking, not time it adds.
+#include <cblas.h>
+#include <omp.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "kernels/kernels.h"
+#include "model/forward.h"
+
+namespace lowbit::cli {
+
+namespace {
+
+using nlohmann::json;
+
+struct BenchOptions {
+  std::vector<std::string> models;
+  std::string tokenizer, dense = "f32";
+  int threads = 0, prompt_tokens = 128, decode_tokens = 32, repeats = 3;
+  bool json = false, int8_activations = false;
+  uint64_t seed = 1;
+};
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// Runs `fn` in a forked child and returns its JSON (or {"error": ...} when it failed or died).
+json run_in_child(const std::function<json()>& fn) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  int fds[2];
+  if (::pipe(fds) != 0) return {{"error", "pipe failed"}};
+  const pid_t pid = ::fork();
+  if (pid < 0) return {{"error", "fork failed"}};
+  if (pid == 0) {
+    ::close(fds[0]);
+    json r;
+    try {
+      r = fn();
+    } catch (const std::exception& e) {
+      r = {{"error", e.what()}};
+    }
+    const std::string text = r.dump();
+    for (size_t done = 0; done < text.size();) {
+      const ssize_t n = ::write(fds[1], text.data() + done, text.size() - done);
+      if (n <= 0) break;
+      done += size_t(n);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, size_t(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFSIGNALED(status))
+    return {{"error", fmt::format("benchmark process killed by signal {} (out of memory?)", WTERMSIG(status))}};
+  json r = json::parse(text, nullptr, false);
+  return r.is_discarded() ? json{{"error", "benchmark process sent no result"}} : r;
+}
+
+int64_t llc_bytes() {
+  std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index3/size");
+  std::string s;
+  if (!(f >> s) || s.empty()) return 0;
+  const char unit = s.back();
+  const int64_t v = std::atoll(s.c_str());
+  return unit == 'K' ? v << 10 : unit == 'M' ? v << 20 : v;
+}
+
+std::string cpu_name() {
+  std::ifstream f("/proc/cpuinfo");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown CPU";
+}
+
+// Best of 5 threaded streaming sums over a buffer well beyond the last-level cache. Each thread
+// reads its slice as 4 interleaved sequential streams with software prefetch, like the kernels
+// (one plain stream per core reached only ~60% of this on the machine measured).
+json measure_bandwidth() {
+  constexpr int64_t kStreams = 4, kLine = 8;  // uint64 per 64-byte line
+  const int64_t bytes = std::max<int64_t>(int64_t(1) << 30, 4 * llc_bytes());
+  const int64_t n = bytes / 8;
+  std::unique_ptr<uint64_t[]> buf(new uint64_t[size_t(n)]);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) buf[size_t(i)] = uint64_t(i);
+  double best = 0;
+  uint64_t sink = 0;
+  int threads = 1;
+  for (int pass = 0; pass < 5; ++pass) {
+    const double t0 = now();
+    uint64_t sum = 0;
+#pragma omp parallel reduction(+ : sum)
+    {
+      threads = omp_get_num_threads();
+      const int64_t lines = n / kLine / threads, per_stream = lines / kStreams;
+      const uint64_t* slice = buf.get() + omp_get_thread_num() * lines * kLine;
+      for (int64_t i = 0; i < per_stream; ++i)
+        for (int64_t s = 0; s < kStreams; ++s) {
+          const uint64_t* p = slice + (s * per_stream + i) * kLine;
+          __builtin_prefetch(p + 512);  // 4 KiB ahead
+          sum += p[0] + p[1] + p[2] + p[3] + p[4] + p[5] + p[6] + p[7];
+        }
+    }
+    const int64_t read = n / kLine / threads / kStreams * kStreams * threads * kLine * 8;
+    best = std::max(best, double(read) / (now() - t0));
+    sink += sum;
+  }
+  return {{"bandwidth_bytes_per_s", best}, {"buffer_bytes", bytes}, {"checksum", sink & 0xff}};
+}
+
+// Bytes of a linear's weight as linear_forward reads it.
+uint64_t linear_bytes(const Linear& l) {
+  if (const kernels::PackedWeight* p = active_packed(l)) return p->bytes();
+  if (l.is_quantized()) return format_bytes(l.quantized->spec, l.out_features, l.in_features);
+  return uint64_t(l.out_features) * uint64_t(l.in_features) * 4;
+}
+
+// Seconds per call of `fn`: the best of 5 windows of at least 2 ms (after a warm-up call), so a
+// neighbour's burst on a shared machine does not inflate it.
+double seconds_per_call(const std::function<void()>& fn) {
+  fn();
+  double best = 1e30;
+  for (int window = 0; window < 5; ++window) {
+    int64_t reps = 0;
+    const double t0 = now();
+    double t = t0;
+    for (; t - t0 < 2e-3; t = now(), ++reps) fn();
+    best = std::min(best, (t - t0) / double(reps));
+  }
+  return best;
+}
+
+// CPU seconds per weight of an unpack-only pass: the table's dequant kernel decoding
+// cache-resident rows one at a time into an L1-resident row buffer (the gemv's decode work, with
+// a store in place of the FMA).
+double unpack_seconds_per_weight(const kernels::PackedWeight& p) {
+  const kernels::DequantFn dequant = kernels::dequant_for(kernels::kernels(), p.kind);
+  const int64_t rows = std::min<int64_t>(p.rows, std::max<int64_t>(1, 65536 / p.k_padded));
+  std::vector<float> row(static_cast<size_t>(p.k_padded));
+  const double t = seconds_per_call([&] {
+    for (int64_t r = 0; r < rows; ++r) dequant(p.view(), r, r + 1, row.data());
+  });
+  return t / double(rows * p.k_padded);
+}
+
+json bench_model(const std::string& path, const BenchOptions& o) {
+  set_threads(o.threads);
+  const double t_load = now();
+  Result<Checkpoint> ckpt = load_checkpoint(path, o.tokenizer);
+  if (!ckpt.ok()) return {{"error", ckpt.status().message()}};
+  Result<std::shared_ptr<Model>> loaded = Model::from_checkpoint(*ckpt);
+  if (!loaded.ok()) return {{"error", loaded.status().message()}};
+  std::shared_ptr<Model> model = *loaded;
+  ckpt = Status(ErrorCode::kInternal, "released");  // drop the checkpoint's own references
+  const double load_seconds = now() - t_load;
+
+  std::vector<Linear*> linears;
+  for (LayerWeights& L : model->mutable_layers())
+    for (Linear* l : L.linears()) linears.push_back(l);
+  // Model exposes the head read-only; the object itself is not const.
+  linears.push_back(const_cast<Linear*>(&model->lm_head()));
+  for (Linear* l : linears) {
+    l->dynamic_int8_activations = o.int8_activations;
+    if (o.dense != "f32") pack_dense_linear(*l, o.dense == "f16" ? kernels::PackedKind::kF16 : kernels::PackedKind::kBF16);
+  }
+
+  const ModelConfig& c = model->config();
+  const int threads = omp_get_max_threads();
+  uint64_t linear_total = 0;
+  double dequant_seconds = 0;
+  bool weight_only_kernels = false;
+  std::string format = "f32";
+  for (const Linear* l : linears) {
+    linear_total += linear_bytes(*l);
+    if (l->is_quantized()) format = format_spec_name(l->quantized->spec);
+    const kernels::PackedWeight* p = active_packed(*l);
+    if (p != nullptr && p->scales.size() > 0 && !(l->dynamic_int8_activations && kernels::supports_qd8(*p))) {
+      weight_only_kernels = true;
+      dequant_seconds += unpack_seconds_per_weight(*p) * double(p->rows * p->k_padded);
+    }
+  }
+  if (o.dense != "f32" && format == "f32") format = o.dense;
+  const uint64_t norms = uint64_t(4) * uint64_t(c.dim) * uint64_t(2 * c.n_layers + 1);
+  const uint64_t embedding = uint64_t(4) * uint64_t(c.vocab_size) * uint64_t(c.dim);
+  const double mean_position = o.prompt_tokens + 0.5 * o.decode_tokens;
+  const double kv_bytes = 2.0 * 4.0 * c.n_layers * c.kv_dim() * mean_position;
+  const double bytes_per_token = double(linear_total + norms) + 4.0 * c.dim + kv_bytes;
+
+  const int capacity = o.prompt_tokens + o.decode_tokens + 1;
+  if (capacity > c.max_seq_len)
+    return {{"error", fmt::format("{} prompt + decode tokens exceed the model's context of {}", capacity, c.max_seq_len)}};
+  Session session(model, capacity);
+  std::mt19937 rng(uint32_t(o.seed));
+  std::uniform_int_distribution<int> id(0, c.vocab_size - 1);
+  std::vector<int> prompt(size_t(o.prompt_tokens)), next(size_t(o.decode_tokens));
+  for (int& t : prompt) t = id(rng);
+  for (int& t : next) t = id(rng);
+  std::vector<float> logits;
+  auto forward = [&](std::span<const int> tokens) {
+    const Status s = session.forward(tokens, false, &logits);
+    if (!s.ok()) throw std::runtime_error(s.message());
+  };
+  // Warm-up: threads started, caches and page tables touched.
+  forward(std::span<const int>(prompt).first(std::min<size_t>(16, prompt.size())));
+  forward(std::span<const int>(next).first(1));
+  std::vector<double> prefill, decode;
+  for (int r = 0; r < o.repeats; ++r) {
+    session.reset();
+    const double t0 = now();
+    forward(prompt);
+    prefill.push_back(double(o.prompt_tokens) / (now() - t0));
+    const double t1 = now();
+    for (int i = 0; i < o.decode_tokens; ++i) forward(std::span<const int>(next).subspan(size_t(i), 1));
+    decode.push_back(double(o.decode_tokens) / (now() - t1));
+  }
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const double decode_tps = median(decode);
+  const Linear& probe = model->layers()[0].q;
+  json r = {{"model", path},
+            {"format", format},
+            {"isa", kernels::kernels().name},
+            {"blas_core", std::string(openblas_get_corename())},
+            {"threads", threads},
+            {"decode_path", linear_path(probe, 1)},
+            {"prefill_path", linear_path(probe, o.prompt_tokens)},
+            {"prompt_tokens", o.prompt_tokens},
+            {"decode_tokens", o.decode_tokens},
+            {"repeats", o.repeats},
+            {"load_seconds", load_seconds},
+            {"prefill_tokens_per_s", median(prefill)},
+            {"decode_tokens_per_s", decode_tps},
+            {"prefill_tokens_per_s_all", prefill},
+            {"decode_tokens_per_s_all", decode},
+            {"weight_bytes", linear_total + norms + embedding},
+            {"linear_weight_bytes", linear_total},
+            {"bytes_per_token", bytes_per_token},
+            {"peak_rss_bytes", int64_t(usage.ru_maxrss) * 1024},
+            {"dequant_share", nullptr}};
+  if (weight_only_kernels) r["dequant_share"] = dequant_seconds / threads * decode_tps;
+  return r;
+}
+
+void print_table(const std::vector<json>& rows) {
+  std::printf("machine:   %s, %d threads, kernels %s%s, BLAS core %s\n", cpu_name().c_str(),
+              rows[0]["threads"].get<int>(), rows[0]["isa"].get<std::string>().c_str(),
+              kernels::kernel_selection_note().empty() ? "" : (" (" + kernels::kernel_selection_note() + ")").c_str(),
+              rows[0]["blas_core"].get<std::string>().c_str());
+  // OpenBLAS 0.3.21 does not recognize newer Xeons (e.g. family 6 model 207) and falls back to
+  // its SSE3 "Prescott" kernels, which makes the FP32 baseline several times slower than it
+  // should be. Say so rather than report an inflated speedup.
+  if (rows[0]["blas_core"] == "Prescott" && kernels::isa_supported(kernels::Isa::kAvx2))
+    std::printf("warning:   OpenBLAS chose its SSE3 Prescott kernels on an AVX2 CPU; FP32 figures are too slow.\n"
+                "           Rerun with OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2).\n");
+  std::printf("bandwidth: read, summed over %s with 4 prefetched streams per thread, best of 5, probed before\n"
+              "           and after each model (the better of the two sets its roof; shown as GB/s below)\n",
+              human_bytes(rows[0]["bandwidth_buffer_bytes"].get<double>()).c_str());
+  std::printf("protocol:  prefill = one %d-token prompt, decode = %d single-token steps after it; median of %d; random ids\n\n",
+              rows[0]["prompt_tokens"].get<int>(), rows[0]["decode_tokens"].get<int>(), rows[0]["repeats"].get<int>());
+  std::printf("%-28s %-12s %-22s %10s %9s %9s %6s %9s %7s %7s %8s %10s\n", "model", "format", "decode kernel",
+              "weights", "prefill/s", "decode/s", "GB/s", "roof/s", "% roof", "dequant", "vs first", "peak RSS");
+  const double first = rows[0]["decode_tokens_per_s"].get<double>();
+  for (const json& r : rows) {
+    std::string name = r["model"].get<std::string>();
+    if (name.size() > 28) name = "…" + name.substr(name.size() - 27);
+    const double decode = r["decode_tokens_per_s"].get<double>(), roof = r["roof_tokens_per_s"].get<double>();
+    const std::string dequant = r["dequant_share"].is_null() ? "-" : fmt::format("{:.0f}%", 100 * r["dequant_share"].get<double>());
+    std::printf("%-28s %-12s %-22s %10s %9.1f %9.2f %6.1f %9.2f %6.0f%% %7s %7.2fx %10s\n", name.c_str(),
+                r["format"].get<std::string>().c_str(), r["decode_path"].get<std::string>().c_str(),
+                human_bytes(r["weight_bytes"].get<double>()).c_str(), r["prefill_tokens_per_s"].get<double>(), decode,
+                r["bandwidth_bytes_per_s"].get<double>() / 1e9, roof, 100 * decode / roof, dequant.c_str(), decode / first,
+                human_bytes(r["peak_rss_bytes"].get<double>()).c_str());
+  }
+}
+
+void run_bench(const BenchOptions& o) {
+  if (o.dense != "f32" && o.dense != "f16" && o.dense != "bf16")
+    fail(error(ErrorCode::kInvalidArgument, "--dense {}: expected f32, f16 or bf16", o.dense));
+  if (o.prompt_tokens < 1 || o.decode_tokens < 1 || o.repeats < 1)
+    fail(error(ErrorCode::kInvalidArgument, "--prompt-tokens, --decode-tokens and --repeats must be positive"));
+  // Memory bandwidth on a shared (virtual) machine drifts with its neighbours' load: probe it
+  // right before and right after each model and take the better of the two.
+  auto probe = [&] {
+    const json bw = run_in_child([&] {
+      set_threads(o.threads);
+      return measure_bandwidth();
+    });
+    if (bw.contains("error")) fail(error(ErrorCode::kInternal, "bandwidth probe: {}", bw["error"].get<std::string>()));
+    return bw;
+  };
+  std::vector<json> rows;
+  json bw = probe();
+  for (const std::string& path : o.models) {
+    json r = run_in_child([&] { return bench_model(path, o); });
+    if (r.contains("error")) fail(error(ErrorCode::kInvalidArgument, "{}: {}", path, r["error"].get<std::string>()));
+    const json after = probe();
+    const double before_bps = bw["bandwidth_bytes_per_s"], after_bps = after["bandwidth_bytes_per_s"];
+    r["bandwidth_bytes_per_s"] = std::max(before_bps, after_bps);
+    r["bandwidth_probes_bytes_per_s"] = {before_bps, after_bps};
+    r["bandwidth_buffer_bytes"] = bw["buffer_bytes"];
+    r["roof_tokens_per_s"] = r["bandwidth_bytes_per_s"].get<double>() / r["bytes_per_token"].get<double>();
+    r["decode_roof_fraction"] = r["decode_tokens_per_s"].get<double>() / r["roof_tokens_per_s"].get<double>();
+    r["cpu"] = cpu_name();
+    rows.push_back(std::move(r));
+    bw = after;
+  }
+  if (o.json) {
+    std::printf("%s\n", json(rows).dump(1).c_str());
+  } else {
+    print_table(rows);
+  }
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  auto* cmd = app.add_subcommand("bench", "Prefill/decode speed, memory and decode roofline of one or more models");
+  cmd->add_option("models", o->models, "Models to compare (any supported format), e.g. FP32 and quantized")->required();
+  cmd->add_option("--threads", o->threads, "Threads (default: all cores)");
+  cmd->add_option("--prompt-tokens", o->prompt_tokens, "Prefill prompt length")->capture_default_str();
+  cmd->add_option("--decode-tokens", o->decode_tokens, "Decode steps after the prompt")->capture_default_str();
+  cmd->add_option("--repeats", o->repeats, "Timed repetitions (the median is reported)")->capture_default_str();
+  cmd->add_flag("--int8-activations", o->int8_activations,
+                "Quantize activations per token to int8 (W8A8 / W4A8 kernels for int8 / int4 weights)");
+  cmd->add_option("--dense", o->dense, "Kernel format for fp32 linears: f32 (BLAS), f16 or bf16")->capture_default_str();
+  cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file for llama2.c models");
+  cmd->add_option("--seed", o->seed, "Seed of the random token ids")->capture_default_str();
+  cmd->add_flag("--json", o->json,
+                "Print a JSON list, one object per model: model, prefill_tokens_per_s, decode_tokens_per_s, "
+                "weight_bytes, peak_rss_bytes, roof_tokens_per_s, ...");
+  cmd->footer(
+      "Example:\n  lowbit synth --shape tinyllama-1.1b -o tl && lowbit quantize tl -o tl-q4 --bits 4 --group 128\n"
+      "  lowbit bench tl tl-q4 --threads 2\n"
+      "Kernels: LOWBIT_ISA=ref|avx2|avx512 forces an ISA (default: the best this CPU runs).");
+  cmd->callback([o] { run_bench(*o); });
+}
+
+}  // namespace lowbit::cli
