@@ -21,12 +21,8 @@ using ::lowbit::testing::write_bytes;
 class VocabOnlyTokenizer : public Tokenizer {
  public:
   explicit VocabOnlyTokenizer(Vocabulary v) : v_(std::move(v)) {}
-  int vocab_size() const override { return int(v_.tokens.size()); }
-  int bos_id() const override { return v_.bos_id; }
-  int eos_id() const override { return v_.eos_id; }
   std::vector<int> encode(std::string_view, bool) const override { return {}; }
   std::string decode_token(int, int) const override { return ""; }
-  const std::string& token_text(int id) const override { return v_.tokens[size_t(id)]; }
   const Vocabulary& vocabulary() const override { return v_; }
 
  private:

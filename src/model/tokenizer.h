@@ -35,9 +35,10 @@ struct Vocabulary {
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
-  virtual int vocab_size() const = 0;
-  virtual int bos_id() const = 0;  // -1 when the vocabulary has none
-  virtual int eos_id() const = 0;
+  // Everything about ids comes from the vocabulary; the kinds differ only in encode/decode.
+  int vocab_size() const { return int(vocabulary().tokens.size()); }
+  int bos_id() const { return vocabulary().bos_id; }  // -1 when the vocabulary has none
+  int eos_id() const { return vocabulary().eos_id; }
   // Encodes text; prepends BOS when asked and the vocabulary has one.
   virtual std::vector<int> encode(std::string_view text, bool add_bos) const = 0;
   // The text of one token as it appears in decoded output (byte tokens give their raw byte,
@@ -45,7 +46,10 @@ class Tokenizer {
   // the start), so a leading space after BOS can be dropped as llama2.c does.
   virtual std::string decode_token(int previous, int id) const = 0;
   // The raw vocabulary entry (for inspect and GGUF export).
-  virtual const std::string& token_text(int id) const = 0;
+  const std::string& token_text(int id) const {
+    static const std::string kEmpty;
+    return id < 0 || id >= vocab_size() ? kEmpty : vocabulary().tokens[size_t(id)];
+  }
   virtual const Vocabulary& vocabulary() const = 0;
   std::string decode(const std::vector<int>& ids) const {
     std::string out;

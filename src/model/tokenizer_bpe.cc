@@ -481,9 +481,4 @@ std::string ByteLevelBpeTokenizer::decode_token(int /*previous*/, int id) const 
   return decoded_[size_t(id)];
 }
 
-const std::string& ByteLevelBpeTokenizer::token_text(int id) const {
-  static const std::string kEmpty;
-  return id < 0 || id >= vocab_size() ? kEmpty : vocab_.tokens[size_t(id)];
-}
-
 }  // namespace lowbit

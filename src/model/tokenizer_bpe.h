@@ -100,12 +100,8 @@ class ByteLevelBpeTokenizer final : public Tokenizer {
  public:
   static Result<std::unique_ptr<Tokenizer>> create(Vocabulary vocab, const std::string& source);
 
-  int vocab_size() const override { return int(vocab_.tokens.size()); }
-  int bos_id() const override { return vocab_.bos_id; }
-  int eos_id() const override { return vocab_.eos_id; }
   std::vector<int> encode(std::string_view text, bool add_bos) const override;
   std::string decode_token(int previous, int id) const override;
-  const std::string& token_text(int id) const override;
   const Vocabulary& vocabulary() const override { return vocab_; }
 
  private:

@@ -132,11 +132,6 @@ std::string SentencePieceTokenizer::decode_token(int previous, int id) const {
   return out;
 }
 
-const std::string& SentencePieceTokenizer::token_text(int id) const {
-  static const std::string kEmpty;
-  return id < 0 || id >= vocab_size() ? kEmpty : vocab_.tokens[size_t(id)];
-}
-
 std::vector<std::string> derive_merges_from_scores(const Vocabulary& vocab) {
   const TokenIndex index = build_token_index(vocab.tokens);
   struct Entry {

@@ -26,14 +26,10 @@ class SentencePieceTokenizer final : public Tokenizer {
  public:
   static Result<std::unique_ptr<Tokenizer>> create(Vocabulary vocab, const std::string& source);
 
-  int vocab_size() const override { return int(vocab_.tokens.size()); }
-  int bos_id() const override { return vocab_.bos_id; }
-  int eos_id() const override { return vocab_.eos_id; }
   std::vector<int> encode(std::string_view text, bool add_bos) const override;
   // Byte tokens give their raw byte, "▁" gives a space, control tokens (BOS/EOS) give nothing,
   // and after BOS a token's leading "▁" is dropped (llama2.c).
   std::string decode_token(int previous, int id) const override;
-  const std::string& token_text(int id) const override;
   const Vocabulary& vocabulary() const override { return vocab_; }
 
  private:

@@ -7,24 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "testing/quant_testing.h"
+
 namespace lowbit {
 namespace {
 
-FormatSpec spec_of(const std::string& name) {
-  Result<FormatSpec> spec = parse_format_spec(name);
-  EXPECT_TRUE(spec.ok()) << name;
-  return *spec;
-}
-
-// Heavy-tailed weights (Student-t like: normal / sqrt(uniform)) where clipping pays off.
-std::vector<float> heavy_tailed(int64_t rows, int64_t cols, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 0.02f);
-  std::uniform_real_distribution<float> uniform(0.05f, 1.0f);
-  std::vector<float> w(size_t(rows * cols));
-  for (float& x : w) x = normal(rng) / std::sqrt(uniform(rng));
-  return w;
-}
+using testing::heavy_tailed;
+using testing::spec_of;
 
 std::vector<float> importance_for(int64_t cols, uint32_t seed) {
   std::mt19937 rng(seed);
