@@ -195,7 +195,10 @@ json bench_model(const std::string& path, const BenchOptions& o) {
   // Model exposes the head read-only; the object itself is not const.
   linears.push_back(const_cast<Linear*>(&model->lm_head()));
   for (Linear* l : linears) {
-    l->dynamic_int8_activations = o.int8_activations;
+    // --int8-activations switches on the W8A8 / W4A8 kernels where the weight has one; a
+    // dynamically quantized checkpoint (--method dynamic) has its layers switched on already.
+    const kernels::PackedWeight* p = active_packed(*l);
+    if (o.int8_activations && p != nullptr && kernels::supports_qd8(*p)) l->dynamic_int8_activations = true;
     if (o.dense != "f32") pack_dense_linear(*l, o.dense == "f16" ? kernels::PackedKind::kF16 : kernels::PackedKind::kBF16);
   }
 

@@ -6,6 +6,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "model/checkpoint.h"
+#include "model/hf_checkpoint.h"
 
 namespace lowbit::cli {
 
@@ -23,8 +24,11 @@ void run_convert(const ConvertOptions& o) {
   if (fs::exists(o.out) && !o.force)
     fail(error(ErrorCode::kInvalidArgument, "{}: output exists; use --force to replace it", o.out));
   if (o.to == "hf") {
-    if (fs::exists(o.out) && o.force) fs::remove(fs::path(o.out) / "config.json");
-    check(save_hf_checkpoint(o.out, ck, dtype));
+    // The previous checkpoint stays whole until the new one is complete (io/atomic_directory.h).
+    HfSaveOptions save;
+    save.dtype = dtype;
+    save.overwrite = o.force;
+    check(save_hf_checkpoint(o.out, ck, save));
   } else if (o.to == "gguf") {
     check(save_gguf_checkpoint(o.out, ck, dtype));
   } else {

@@ -2,16 +2,20 @@
 // quantize every planned tensor with its method, and write a quantized checkpoint.
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "base/progress.h"
 #include "cli_common.h"
 #include "commands.h"
 #include "export/quantized_checkpoint.h"
+#include "export/streaming_writer.h"
 #include "io/atomic_file.h"
 #include "io/mapped_file.h"
+#include "kernels/packed_weight.h"
 #include "model/checkpoint.h"
 #include "quant/recipe.h"
 #include "quant/rtn.h"
+#include "quantize_budget.h"
 #include "quantize_methods.h"
 
 namespace lowbit::cli {
@@ -25,8 +29,10 @@ struct QuantizeOptions {
   int bits = 4;
   int group = 128;
   bool sym = false, clip = false, dry_run = false, force = false;
+  bool format_flags_given = false;  // --bits/--group/--sym/--format on the command line
   int threads = 0;
   GptqCliOptions gptq;
+  BudgetCliOptions budget;  // --target-bpw / --max-size / --max-kld (quantize_budget.h)
 };
 
 FormatSpec spec_from_flags(const QuantizeOptions& o) {
@@ -61,48 +67,81 @@ void run_quantize(const QuantizeOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   Checkpoint ck = unwrap(load_checkpoint(o.model, o.tokenizer));
   Recipe recipe;
+  // Dynamic quantization is RTN on the weights (int8 per output channel, symmetric, unless told
+  // otherwise) plus a flag in the checkpoint that makes the runtime quantize activations per token.
+  const bool dynamic = o.method == "dynamic";
+  const std::string weight_method = dynamic ? "rtn" : o.method;
   if (!o.recipe.empty()) {
     recipe = unwrap(parse_recipe(unwrap(read_text_file(o.recipe)), o.recipe));
+  } else if (dynamic && !o.format_flags_given) {
+    recipe = uniform_recipe(unwrap(parse_format_spec("int8_sym")), weight_method);
   } else {
-    recipe = uniform_recipe(spec_from_flags(o), o.method);
+    recipe = uniform_recipe(spec_from_flags(o), weight_method);
   }
-  if (!o.recipe.empty() && recipe.method == "rtn" && o.method != "rtn") recipe.method = o.method;
+  if (!o.recipe.empty() && recipe.method == "rtn" && weight_method != "rtn") recipe.method = weight_method;
+  std::optional<BudgetChoice> budget;  // mixed precision: formats chosen from measured sensitivity
+  if (o.budget.active()) {
+    budget = choose_budget_recipe(ck, o.budget, weight_method, o.gptq, o.dtype, !o.recipe.empty());
+    recipe = budget->recipe;
+  }
   Plan plan = unwrap(resolve_plan(recipe, quantizable_tensors(ck.config)));
   for (const auto& w : plan.warnings) std::fprintf(stderr, "lowbit: warning: %s\n", w.c_str());
   for (const auto& e : plan.entries)
     if (e.format.is_quantized() && e.method != "rtn" && e.method != "gptq")
       fail(error(ErrorCode::kInvalidArgument, "tensor {}: unknown method \"{}\" (rtn, gptq)", e.name, e.method));
+  if (dynamic)
+    for (const auto& e : plan.entries)
+      if (e.format.is_quantized() && !kernels::supports_qd8_format(e.format))
+        std::fprintf(stderr,
+                     "lowbit: warning: %s: no int8-activation kernel for %s; it runs on the (slow) reference "
+                     "path with the same rounding\n",
+                     e.name.c_str(), format_spec_name(e.format).c_str());
   if (o.dry_run) {
     print_plan(plan);
+    if (dynamic) std::printf("activations: int8 per token, quantized at run time\n");
     return;
   }
   if (o.output.empty()) fail(error(ErrorCode::kInvalidArgument, "quantize needs -o OUT (or --dry-run)"));
   if (fs::exists(o.output) && !o.force)
     fail(error(ErrorCode::kInvalidArgument, "{}: output exists; use --force to replace it", o.output));
 
-  QuantizedTensors quantized = quantize_planned_tensors(ck, plan, o.clip, o.gptq);
   uint64_t before = 0;
   for (const auto& t : ck.tensors.tensors()) before += t.data.size();
-  Checkpoint out = with_quantized_weights(ck, quantized.matrices);
   QuantizedSaveOptions save;
   save.float_dtype = o.dtype == "f16" ? DType::kF16 : o.dtype == "bf16" ? DType::kBF16 : DType::kF32;
   save.overwrite = o.force;
-  check(save_quantized_checkpoint(o.output, out, save));
-  check(write_text_file_atomic(o.output + "/lowbit-recipe.json", recipe_to_json(recipe)));
+  save.dynamic_int8_activations = dynamic;
+  save.extra_files["lowbit-recipe.json"] = recipe_to_json(recipe);
+  // Bounded memory: each weight is written as soon as it is quantized (export/streaming_writer.h)
+  // and the directory is published complete at the end. Only the budget report keeps them all.
+  auto writer = unwrap(QuantizedCheckpointWriter::create(
+      o.output, ck, quantized_weight_plans(plan.entries, o.gptq.act_order, o.gptq.static_groups), save));
+  check(writer->write_source_tensors());
+  QuantizedWeights kept;
+  QuantizedTensors quantized = quantize_planned_tensors(
+      ck, plan, o.clip, o.gptq, [&](const std::string& name, std::shared_ptr<const QuantizedMatrix> m) {
+        if (budget) kept[name] = m;
+        return writer->add(name, *m);
+      });
+  check(writer->commit());
+  Checkpoint out = with_quantized_weights(ck, kept);
+  out.dynamic_int8_activations = dynamic;
 
   uint64_t q_bytes = 0, q_weights = 0;
   for (const auto& e : plan.entries)
     if (e.format.is_quantized()) q_bytes += e.bytes, q_weights += uint64_t(e.rows * e.cols);
   const uint64_t after = uint64_t(fs::file_size(o.output + "/model.safetensors"));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("quantized %zu tensors (%s weights) to %s\n", quantized.matrices.size(),
+  std::printf("quantized %lld tensors (%s weights) to %s\n", (long long)writer->weights_added(),
               with_commas(int64_t(q_weights)).c_str(), o.output.c_str());
   if (q_weights > 0)
     std::printf("quantized tensors: %s bytes, %.4f bits/weight (codes + scales + zero points)\n",
                 with_commas(int64_t(q_bytes)).c_str(), 8.0 * double(q_bytes) / double(q_weights));
   std::printf("size: %s → %s (model.safetensors; %.2fx smaller)\n", human_bytes(double(before)).c_str(),
               human_bytes(double(after)).c_str(), double(before) / double(after));
+  if (dynamic) std::printf("activations: int8 per token, quantized at run time (W8A8 / W4A8 kernels)\n");
   for (const auto& line : quantized.report) std::printf("%s\n", line.c_str());
+  if (budget) report_budget_result(ck, out, *budget, o.gptq, o.output);
   std::printf("time: %.2f s\n", seconds);
 }
 
@@ -113,14 +152,20 @@ void add_quantize_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("quantize", "Quantize a model's weights and write a quantized checkpoint");
   cmd->add_option("model", o->model, "Input model (any supported format)")->required();
   cmd->add_option("-o,--output", o->output, "Output directory (config.json + model.safetensors)");
-  cmd->add_option("--method", o->method, "rtn (round-to-nearest) or gptq (calibrated)")
+  cmd->add_option("--method", o->method,
+                  "rtn (round-to-nearest), gptq (calibrated), or dynamic (int8 per-channel weights, activations "
+                  "quantized to int8 per token at run time)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"rtn", "gptq"}));
-  cmd->add_option("--bits", o->bits, "Integer bits: 8, 4, 3 or 2")->capture_default_str();
-  cmd->add_option("--group", o->group, "Group size along in_features; 0 = per output channel, -1 = per tensor")
-      ->capture_default_str();
-  cmd->add_flag("--sym", o->sym, "Symmetric grid (zero point fixed at 2^(bits-1)); default asymmetric");
-  cmd->add_option("--format", o->format, "A format spec instead of --bits/--group/--sym: e.g. int4g128, nf4, fp8_e4m3");
+      ->check(CLI::IsMember({"rtn", "gptq", "dynamic"}));
+  std::vector<CLI::Option*> format_flags;
+  format_flags.push_back(cmd->add_option("--bits", o->bits, "Integer bits: 8, 4, 3 or 2")->capture_default_str());
+  format_flags.push_back(
+      cmd->add_option("--group", o->group, "Group size along in_features; 0 = per output channel, -1 = per tensor")
+          ->capture_default_str());
+  format_flags.push_back(
+      cmd->add_flag("--sym", o->sym, "Symmetric grid (zero point fixed at 2^(bits-1)); default asymmetric"));
+  format_flags.push_back(cmd->add_option(
+      "--format", o->format, "A format spec instead of --bits/--group/--sym: e.g. int4g128, nf4, fp8_e4m3"));
   cmd->add_option("--recipe", o->recipe, "JSON recipe: ordered rules \"pattern → format\" (first match wins)");
   cmd->add_flag("--clip", o->clip, "Search a clipping ratio per group (least squared error) instead of plain min/max");
   cmd->add_flag("--dry-run", o->dry_run, "Print the resolved plan per tensor (bytes, bits/weight) and stop");
@@ -131,14 +176,21 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file for llama2.c models");
   cmd->add_option("--threads", o->threads, "Threads (default: all cores)");
   add_gptq_options(*cmd, o->gptq);
+  add_budget_options(*cmd, o->budget);
   cmd->footer(
       "Examples:\n"
       "  lowbit quantize stories260K.bin --bits 4 --group 32 -o q4g32\n"
       "  lowbit quantize model/ --method gptq --bits 4 --group 128 --calib calib.bin -o q4-gptq\n"
       "  lowbit quantize model/ --recipe mixed.json --dry-run\n"
+      "  lowbit quantize model/ --method gptq --calib calib.bin --target-bpw 3.5 --formats int2,int3,int4,int8 -o q\n"
+      "     (mixed precision: a format per tensor from measured sensitivity; --sensitivity reuses a table)\n"
+      "  lowbit quantize model/ --method dynamic -o w8a8     (int8_sym weights + int8 activations)\n"
       "By default every linear layer of every block is quantized; embeddings, the output head and\n"
       "norms stay as they are unless a recipe rule names them.");
-  cmd->callback([o] { run_quantize(*o); });
+  cmd->callback([o, format_flags] {
+    for (const CLI::Option* f : format_flags) o->format_flags_given = o->format_flags_given || f->count() > 0;
+    run_quantize(*o);
+  });
 }
 
 }  // namespace lowbit::cli

@@ -3,6 +3,7 @@
 // trade-off table (DIR/report.md) and plot (DIR/tradeoff.svg).
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +13,7 @@
 #include "eval/metrics.h"
 #include "eval/tradeoff.h"
 #include "io/atomic_file.h"
+#include "quantize_budget.h"
 #include "quantize_methods.h"
 
 namespace lowbit::cli {
@@ -25,6 +27,8 @@ struct ReportOptions {
   EvalProtocol protocol;
   int threads = 0;
   GptqCliOptions gptq;
+  std::vector<double> budgets;    // mixed-precision rows at these bits/weight (needs --calib)
+  SensitivityCliOptions measure;  // their candidate formats and measurement
 };
 
 // reference.json rows: {"rtn": [{"bits", "group", "kld", ...}], "gptq": [...]}.
@@ -54,22 +58,34 @@ void run_report(ReportOptions& o) {
     if (e.shape.size() == 1) kept_bytes += ck.tensors.find(e.name)->data.size();
 
   std::vector<TradeoffPoint> points;
-  const size_t total = o.formats.size() * o.methods.size();
+  // Quantizes by `recipe`, evaluates, and adds a row. Bits/weight are over the planned block
+  // linears (every one is quantized, uniform or mixed).
+  auto add_point = [&](const std::string& label, const Recipe& recipe, double ref_kld) {
+    Plan plan = unwrap(resolve_plan(recipe, quantizable_tensors(ck.config)));
+    QuantizedTensors q = quantize_planned_tensors(ck, plan, false, o.gptq);
+    auto model = unwrap(Model::from_checkpoint(with_quantized_weights(ck, q.matrices)));
+    EvalResult r = unwrap(evaluate(model, fp, tokens, o.protocol));
+    uint64_t qbytes = 0;
+    for (const auto& e : plan.entries)
+      if (e.format.is_quantized()) qbytes += e.bytes;
+    points.push_back({label, 8.0 * double(qbytes) / double(plan.quantized_weights()),
+                      double(plan.total_bytes() + kept_bytes), r.perplexity, r.kld, r.top1, ref_kld});
+  };
+  const size_t total = (o.formats.size() + o.budgets.size()) * o.methods.size();
   ProgressBar bar("report", int64_t(total));
   for (const std::string& method : o.methods) {
     for (const std::string& text : o.formats) {
       bar.update(int64_t(points.size()), method + " " + text);
       const FormatSpec spec = unwrap(parse_format_spec(text));
-      Plan plan = unwrap(resolve_plan(uniform_recipe(spec, method), quantizable_tensors(ck.config)));
-      QuantizedTensors q = quantize_planned_tensors(ck, plan, false, o.gptq);
-      auto model = unwrap(Model::from_checkpoint(with_quantized_weights(ck, q.matrices)));
-      EvalResult r = unwrap(evaluate(model, fp, tokens, o.protocol));
-      uint64_t qbytes = 0;
-      for (const auto& e : plan.entries)
-        if (e.format.is_quantized()) qbytes += e.bytes;
-      points.push_back({text + " " + method, 8.0 * double(qbytes) / double(plan.quantized_weights()),
-                        double(plan.total_bytes() + kept_bytes), r.perplexity, r.kld, r.top1,
-                        reference_kld(ref, method, spec)});
+      add_point(text + " " + method, uniform_recipe(spec, method), reference_kld(ref, method, spec));
+    }
+    if (o.budgets.empty()) continue;
+    // Mixed precision: one sensitivity table per method, one allocation per budget.
+    const SensitivityTable table = compute_sensitivity(ck, o.measure, method, o.gptq);
+    for (double bpw : o.budgets) {
+      bar.update(int64_t(points.size()), fmt::format("{} mixed {:g}", method, bpw));
+      std::optional<BudgetChoice> choice = choose_for_bpw(table, bpw, method);
+      if (choice) add_point(fmt::format("mixed {:.2f} {}", bpw, method), choice->recipe, -1);
     }
   }
   bar.update(int64_t(total));
@@ -105,7 +121,22 @@ void add_report_command(CLI::App& app) {
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file for llama2.c models");
   cmd->add_option("--threads", o->threads, "Threads (default: all cores)");
   add_gptq_options(*cmd, o->gptq);
-  cmd->footer("Example: lowbit report stories260K.bin --tokens eval_tokens.bin --reference-figures reference.json -o report/");
+  cmd->add_option("--budgets", o->budgets,
+                  "Also mixed-precision allocations at these bits/weight, e.g. 2.5,3,3.5,4 (needs --calib)")
+      ->delimiter(',');
+  cmd->add_option("--mixed-formats", o->measure.formats, "Candidate formats of the mixed rows")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--sensitivity-windows", o->measure.windows, "Calibration windows the sensitivity KLD uses")
+      ->capture_default_str();
+  cmd->add_option("--sensitivity-base", o->measure.base, "Measure sensitivity with the other items at this format");
+  cmd->footer(
+      "Examples:\n"
+      "  lowbit report stories260K.bin --tokens eval_tokens.bin --reference-figures reference.json -o report/\n"
+      "  lowbit report stories260K.bin --tokens eval_tokens.bin --methods gptq --calib calib_tokens.bin \\\n"
+      "      --budgets 2.5,3,3.5,4 --mixed-formats int2,int3,int4,int8 -o report/\n"
+      "Mixed rows: per-tensor sensitivity measured once per method (lowbit sensitivity), then a format per\n"
+      "tensor with the least predicted KLD at each budget (lowbit quantize --target-bpw).");
   cmd->callback([o] { run_report(*o); });
 }
 

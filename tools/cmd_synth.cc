@@ -18,6 +18,7 @@
 #include "base/half.h"
 #include "cli_common.h"
 #include "commands.h"
+#include "io/interrupt_cleanup.h"
 #include "model/hf_checkpoint.h"
 #include "model/synthetic.h"
 
@@ -90,6 +91,8 @@ Status generate(const SynthOptions& o, const ModelConfig& config) {
   fs::create_directories(o.output, ec);
   if (ec) return error(ErrorCode::kIo, "{}: cannot create directory: {}", o.output, ec.message());
   const std::string scratch = (fs::path(o.output) / ".synth-scratch.bin").string();
+  // Removed by the interrupt handler too (io/interrupt_cleanup.h): no stray scratch on Ctrl-C.
+  TempPathRegistration scratch_registration(scratch, /*directory=*/false);
 
   const std::vector<ExpectedTensor> tensors = expected_tensors(config);
   std::vector<int64_t> offsets{0};

@@ -14,5 +14,9 @@ void add_quantize_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_synth_command(CLI::App& app);
 void add_report_command(CLI::App& app);
+void add_sensitivity_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_qat_command(CLI::App& app);
+void add_tokenizer_commands(CLI::App& app);  // tokenizer train, tokenize
 
 }  // namespace lowbit::cli

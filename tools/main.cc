@@ -2,9 +2,14 @@
 // One thin CLI over the libraries; each subcommand lives in its own cmd_*.cc.
 #include <CLI/CLI.hpp>
 
+#include "runtime_environment.h"
 #include "commands.h"
+#include "io/interrupt_cleanup.h"
 
 int main(int argc, char** argv) {
+  lowbit::cli::tune_runtime_environment(argv);
+  // Ctrl-C / SIGTERM / early exit: remove partial outputs, keep the previous ones (issue #8).
+  lowbit::install_interrupt_cleanup();
   CLI::App app{
       "lowbit — make LLMs small and fast by quantization, and measure the cost.\n"
       "Models: llama2.c .bin (+ tokenizer.bin beside it), Hugging Face directories (config.json +\n"
@@ -25,6 +30,10 @@ int main(int argc, char** argv) {
   lowbit::cli::add_bench_command(app);
   lowbit::cli::add_synth_command(app);
   lowbit::cli::add_report_command(app);
+  lowbit::cli::add_sensitivity_command(app);
+  lowbit::cli::add_train_command(app);
+  lowbit::cli::add_qat_command(app);
+  lowbit::cli::add_tokenizer_commands(app);
   lowbit::cli::add_convert_command(app);
   try {
     app.parse(argc, argv);

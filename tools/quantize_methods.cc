@@ -9,6 +9,7 @@
 #include "base/progress.h"
 #include "calib/calibration_data.h"
 #include "calib/gptq_driver.h"
+#include "calib/streamed_model.h"
 #include "eval/token_data.h"
 #include "cli_common.h"
 
@@ -77,15 +78,17 @@ double gptq_memory_estimate(const ModelConfig& c, const GptqCliOptions& o) {
 }  // namespace
 
 QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan, bool clip,
-                                          const GptqCliOptions& gptq) {
+                                          const GptqCliOptions& gptq, const QuantizedSink& sink) {
   RtnOptions options;
   if (clip) options.clip = kDefaultClipSearch;
   std::unique_ptr<ProgressBar> bar;
   QuantizedTensors out;
-  out.matrices = unwrap(rtn_quantize_plan(ck, plan, options, [&](const QuantizeProgress& p) {
+  auto rtn_progress = [&](const QuantizeProgress& p) {
     if (!bar) bar = std::make_unique<ProgressBar>("rtn", p.total);
     bar->update(p.done, p.tensor);
-  }));
+  };
+  if (sink) check(rtn_quantize_plan_to(ck, plan, options, sink, rtn_progress));
+  else out.matrices = unwrap(rtn_quantize_plan(ck, plan, options, rtn_progress));
   bar.reset();
 
   std::vector<std::pair<std::string, FormatSpec>> targets;
@@ -101,9 +104,21 @@ QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan
   if (avail > 0 && need > avail)
     fail(error(ErrorCode::kResource, "GPTQ needs about {} of memory ({} windows × {} tokens) but {} is available; "
                "lower --nsamples or --seqlen", human_bytes(need), gptq.nsamples, gptq.seqlen, human_bytes(avail)));
-  auto model = unwrap(Model::from_checkpoint(ck));
-  TokenWindows windows = calibration_windows(ck, model, gptq);
+  // Streaming: blocks are converted as GPTQ reaches them (bounded memory). Self-calibration
+  // samples from the whole fp32 model first, so it takes the full model.
+  std::shared_ptr<const Model> model;
   GptqModelOptions options_gptq;
+  if (sink && gptq.calib != "self") {
+    StreamedModel streamed = unwrap(make_streamed_model(ck));
+    model = streamed.model;
+    options_gptq.load_block = streamed.load_block;
+    options_gptq.release_block = streamed.release_block;
+    options_gptq.sink = sink;
+  } else {
+    model = unwrap(Model::from_checkpoint(ck));
+    options_gptq.sink = sink;
+  }
+  TokenWindows windows = calibration_windows(ck, model, gptq);
   options_gptq.gptq.block_size = gptq.block;
   options_gptq.gptq.percdamp = gptq.damp;
   options_gptq.gptq.act_order = gptq.act_order;
@@ -127,6 +142,11 @@ QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan
     out.report.push_back(fmt::format("  {:<44} {:.6g}{}", l.name, l.proxy_loss,
                                      l.percdamp_used > gptq.damp ? fmt::format(" (damp raised to {})", l.percdamp_used) : ""));
   return out;
+}
+
+TokenWindows calibration_token_windows(const Checkpoint& ck, std::shared_ptr<const Model> model,
+                                       const GptqCliOptions& gptq) {
+  return calibration_windows(ck, std::move(model), gptq);
 }
 
 }  // namespace lowbit::cli

@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "calib/calibration_data.h"
 #include "calib/quantize_checkpoint.h"
 #include "model/checkpoint.h"
 #include "quant/recipe.h"
@@ -34,8 +35,15 @@ struct QuantizedTensors {
   std::vector<std::string> report;  // extra summary lines (e.g. GPTQ proxy losses)
 };
 
-// Quantizes every planned tensor (exits with a clear error on failure).
+// Quantizes every planned tensor (exits with a clear error on failure). With a `sink`, each
+// weight goes to it as soon as it is done and `matrices` stays empty; GPTQ then converts one
+// block at a time (calib/streamed_model.h) unless it samples its own calibration data.
 QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan, bool clip,
-                                          const GptqCliOptions& gptq);
+                                          const GptqCliOptions& gptq, const QuantizedSink& sink = {});
+
+// The calibration windows GPTQ uses (gptq.calib: token file, text file or "self"; nsamples ×
+// seqlen), for other calibrated measurements (sensitivity). Exits with a clear error.
+TokenWindows calibration_token_windows(const Checkpoint& ck, std::shared_ptr<const Model> model,
+                                       const GptqCliOptions& gptq);
 
 }  // namespace lowbit::cli

@@ -119,6 +119,7 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
   int done = 0;
   for (int b = 0; b <= last_block; ++b) {
     LayerWeights& block = work->mutable_layers()[size_t(b)];
+    if (options.load_block) LOWBIT_RETURN_IF_ERROR(options.load_block(b, block));
     const std::vector<Linear*> linears = block.linears();
     for (const std::vector<int>& stage : stages(options.true_sequential)) {
       std::vector<int> targeted;
@@ -159,7 +160,8 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
         // Later stages and the next block see this layer quantized.
         linear.quantized = matrix;
         linear.weight = nullptr;
-        result.quantized[linear.name] = matrix;
+        if (options.sink) LOWBIT_RETURN_IF_ERROR(options.sink(linear.name, matrix));
+        else result.quantized[linear.name] = matrix;
         GptqLayerReport report;
         report.name = linear.name;
         report.block = b;
@@ -175,10 +177,13 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
       }
     }
     // Block b with its quantized weights produces block b+1's inputs.
+    if (b < last_block) {
+      t = Clock::now();
+      runner.propagate(b, stream);
+      result.propagate_seconds += seconds_since(t);
+    }
+    if (options.release_block) LOWBIT_RETURN_IF_ERROR(options.release_block(b, block));
     if (b == last_block) break;
-    t = Clock::now();
-    runner.propagate(b, stream);
-    result.propagate_seconds += seconds_since(t);
   }
   result.total_seconds = seconds_since(start);
   return result;

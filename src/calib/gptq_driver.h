@@ -38,6 +38,16 @@ namespace lowbit {
 struct GptqModelOptions {
   GptqOptions gptq;            // per-layer algorithm options (block size, dampening, act-order, ...)
   bool true_sequential = true;  // quantize q/k/v, o, gate/up, down in turn (see above)
+
+  // Streaming, for models larger than memory (calib/streamed_model.h); all optional.
+  // load_block(b, layer) runs before block b is first used, on the driver's working copy of the
+  // block (e.g. to give its linears fp32 weights converted from the file); release_block(b,
+  // layer) runs once block b's outputs for block b+1 exist, and may drop its weights and
+  // quantized matrices.
+  std::function<Status(int, LayerWeights&)> load_block, release_block;
+  // Receives each layer as soon as it is quantized; when set, GptqModelResult::quantized stays
+  // empty (the caller writes the layers out as they come).
+  std::function<Status(const std::string&, std::shared_ptr<const QuantizedMatrix>)> sink;
 };
 
 struct GptqLayerReport {

@@ -4,12 +4,11 @@
 
 namespace lowbit {
 
-Result<QuantizedWeights> rtn_quantize_plan(const Checkpoint& ckpt, const Plan& plan, const RtnOptions& options,
-                                           const QuantizeProgressFn& progress) {
+Status rtn_quantize_plan_to(const Checkpoint& ckpt, const Plan& plan, const RtnOptions& options,
+                            const QuantizedSink& sink, const QuantizeProgressFn& progress) {
   std::vector<const PlanEntry*> todo;
   for (const auto& e : plan.entries)
     if (e.format.is_quantized() && e.method == "rtn") todo.push_back(&e);
-  QuantizedWeights out;
   for (size_t i = 0; i < todo.size(); ++i) {
     const PlanEntry& e = *todo[i];
     if (progress) progress({"rtn", e.name, int64_t(i), int64_t(todo.size())});
@@ -17,9 +16,23 @@ Result<QuantizedWeights> rtn_quantize_plan(const Checkpoint& ckpt, const Plan& p
     if (t == nullptr) return error(ErrorCode::kNotFound, "{}: no float tensor \"{}\" to quantize", ckpt.path, e.name);
     auto m = rtn_quantize(float_values(*t), e.rows, e.cols, e.format, options);
     if (!m.ok()) return m.status().with_context(e.name);
-    out[e.name] = std::make_shared<QuantizedMatrix>(std::move(*m));
+    ckpt.tensors.release_pages(t->data);
+    LOWBIT_RETURN_IF_ERROR(sink(e.name, std::make_shared<QuantizedMatrix>(std::move(*m))));
   }
   if (progress) progress({"rtn", "", int64_t(todo.size()), int64_t(todo.size())});
+  return Status::Ok();
+}
+
+Result<QuantizedWeights> rtn_quantize_plan(const Checkpoint& ckpt, const Plan& plan, const RtnOptions& options,
+                                           const QuantizeProgressFn& progress) {
+  QuantizedWeights out;
+  LOWBIT_RETURN_IF_ERROR(rtn_quantize_plan_to(
+      ckpt, plan, options,
+      [&](const std::string& name, std::shared_ptr<const QuantizedMatrix> m) {
+        out[name] = std::move(m);
+        return Status::Ok();
+      },
+      progress));
   return out;
 }
 

@@ -25,9 +25,19 @@ struct QuantizeProgress {
 };
 using QuantizeProgressFn = std::function<void(const QuantizeProgress&)>;
 
+// Receives each quantized weight as soon as it is done (a streaming writer, e.g.
+// export/streaming_writer.h); an error stops the run.
+using QuantizedSink = std::function<Status(const std::string& name, std::shared_ptr<const QuantizedMatrix> matrix)>;
+
 // Round-to-nearest for every plan entry whose method is "rtn" (others are skipped).
 Result<QuantizedWeights> rtn_quantize_plan(const Checkpoint& ckpt, const Plan& plan, const RtnOptions& options,
                                            const QuantizeProgressFn& progress = {});
+
+// The same, handing each weight to `sink` instead of collecting them, and releasing the source
+// tensor's mapped pages after it (io/tensor.h): memory stays at about one tensor in flight
+// whatever the model's depth.
+Status rtn_quantize_plan_to(const Checkpoint& ckpt, const Plan& plan, const RtnOptions& options,
+                            const QuantizedSink& sink, const QuantizeProgressFn& progress = {});
 
 // A copy of `ckpt` (sharing its tensors) with `weights` replacing the float tensors of the
 // same names.

@@ -4,6 +4,8 @@
 
 #include <regex>
 
+#include "testing/xml_check.h"
+
 namespace lowbit {
 namespace {
 
@@ -34,6 +36,22 @@ TEST(Tradeoff, SvgIsWellFormedWithOnePointPerConfiguration) {
   EXPECT_EQ(count("<text"), count("</text>"));
   EXPECT_EQ(count("<svg"), count("</svg>"));
   EXPECT_EQ(svg.find("<script"), std::string::npos);
+}
+
+TEST(Tradeoff, SvgParsesAsXmlWithHostileLabels) {
+  auto points = sample();
+  points[0].label = "mixed <3.0> & \"rtn\" 'x'";
+  points.push_back({"mixed 3.00 gptq", 3, 140, 5, 0.5, 0.6});  // a mixed row on the frontier
+  testing::XmlSummary summary;
+  EXPECT_EQ(testing::check_xml(tradeoff_svg(points, "a & b"), &summary), "");
+  EXPECT_EQ(summary.root, "svg");
+  EXPECT_EQ(summary.elements["circle"], 6);
+  EXPECT_EQ(summary.elements["polyline"], 1);
+  // The checker itself rejects what a browser would.
+  EXPECT_NE(testing::check_xml("<svg><g></svg></g>"), "");
+  EXPECT_NE(testing::check_xml("<svg><text>a & b</text></svg>"), "");
+  EXPECT_NE(testing::check_xml("<svg x=1/>"), "");
+  EXPECT_NE(testing::check_xml("<svg/><svg/>"), "");
 }
 
 TEST(Tradeoff, MarkdownMarksFrontierAndComparesWithReference) {

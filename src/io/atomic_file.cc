@@ -13,6 +13,8 @@ Result<AtomicFile> AtomicFile::create(const std::string& path) {
   AtomicFile f;
   f.path_ = path;
   f.tmp_path_ = fmt::format("{}.tmp.{}.{}", path, ::getpid(), counter++);
+  // Registered before it exists, so there is no moment when an interruption would miss it.
+  f.registration_ = TempPathRegistration(f.tmp_path_, /*directory=*/false);
   f.file_ = std::fopen(f.tmp_path_.c_str(), "wb");
   if (f.file_ == nullptr)
     return error(ErrorCode::kIo, "{}: cannot create: {}", path, std::strerror(errno));
@@ -20,7 +22,11 @@ Result<AtomicFile> AtomicFile::create(const std::string& path) {
 }
 
 AtomicFile::AtomicFile(AtomicFile&& o) noexcept
-    : path_(std::move(o.path_)), tmp_path_(std::move(o.tmp_path_)), file_(o.file_), written_(o.written_) {
+    : path_(std::move(o.path_)),
+      tmp_path_(std::move(o.tmp_path_)),
+      file_(o.file_),
+      written_(o.written_),
+      registration_(std::move(o.registration_)) {
   o.file_ = nullptr;
   o.tmp_path_.clear();
 }
@@ -30,13 +36,34 @@ AtomicFile::~AtomicFile() {
     std::fclose(file_);
     std::remove(tmp_path_.c_str());
   }
+  registration_.release();
+}
+
+Status AtomicFile::write_error(int err) const {
+  if (err == ENOSPC || err == EDQUOT || err == EFBIG)
+    return error(ErrorCode::kIo, "{}: write failed: {} (out of disk space or over the file size limit); nothing was "
+                 "replaced", path_, std::strerror(err));
+  return error(ErrorCode::kIo, "{}: write failed: {}", path_, std::strerror(err));
 }
 
 Status AtomicFile::write(std::span<const uint8_t> bytes) {
   LOWBIT_CHECK(file_ != nullptr);
-  if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size())
-    return error(ErrorCode::kIo, "{}: write failed: {}", path_, std::strerror(errno));
+  if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size()) return write_error(errno);
   written_ += bytes.size();
+  return Status::Ok();
+}
+
+Status AtomicFile::write_at(uint64_t offset, std::span<const uint8_t> bytes) {
+  LOWBIT_CHECK(file_ != nullptr);
+  if (std::fflush(file_) != 0) return write_error(errno);
+  const int fd = ::fileno(file_);
+  while (!bytes.empty()) {
+    const ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), off_t(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return write_error(n < 0 ? errno : ENOSPC);
+    bytes = bytes.subspan(size_t(n));
+    offset += uint64_t(n);
+  }
   return Status::Ok();
 }
 
@@ -58,12 +85,19 @@ Status AtomicFile::commit() {
   file_ = nullptr;
   if (!ok) {
     std::remove(tmp_path_.c_str());
-    return error(ErrorCode::kIo, "{}: write failed: {}", path_, std::strerror(e));
+    registration_.release();
+    return write_error(e);
   }
-  if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
-    e = errno;
-    std::remove(tmp_path_.c_str());
-    return error(ErrorCode::kIo, "{}: cannot rename into place: {}", path_, std::strerror(e));
+  test_hold_before_commit(path_);
+  {
+    CommitSection section;
+    if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
+      e = errno;
+      std::remove(tmp_path_.c_str());
+      registration_.release();
+      return error(ErrorCode::kIo, "{}: cannot rename into place: {}", path_, std::strerror(e));
+    }
+    registration_.release();
   }
   return Status::Ok();
 }

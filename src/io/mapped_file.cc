@@ -45,6 +45,15 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+void MappedFile::release(std::span<const uint8_t> bytes) const {
+  if (!contains(bytes)) return;
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(bytes.data()) / page * page;
+  const uintptr_t end = reinterpret_cast<uintptr_t>(bytes.data() + bytes.size());
+  // Pages shared with a neighbouring tensor are dropped too; they are simply read again if used.
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 Result<std::string> read_text_file(const std::string& path, uint64_t max_bytes) {
   LOWBIT_ASSIGN_OR_RETURN(auto file, MappedFile::open(path));
   if (file->size() > max_bytes)

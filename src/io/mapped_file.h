@@ -23,6 +23,15 @@ class MappedFile {
   size_t size() const { return size_; }
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+  // Whether `bytes` lies inside this mapping.
+  bool contains(std::span<const uint8_t> bytes) const {
+    return !bytes.empty() && bytes.data() >= data_ && bytes.data() + bytes.size() <= data_ + size_;
+  }
+  // Drops the pages holding `bytes` (inside this mapping) from the process's resident set, so a
+  // reader that walks a large file tensor by tensor keeps a bounded footprint. Safe because the
+  // mapping is read-only and private: MADV_DONTNEED only unmaps the pages, and touching them
+  // again reads them back from the file (usually from the page cache).
+  void release(std::span<const uint8_t> bytes) const;
 
  private:
   MappedFile() = default;

@@ -63,6 +63,17 @@ Result<TensorSet> read_safetensors(const std::string& path);
 // the shape and dtype.
 Status write_safetensors(const std::string& path, const std::vector<const RawTensor*>& tensors,
                          const std::map<std::string, std::string>& metadata = {});
+// The exact layout write_safetensors produces for these tensors, computed from names, dtypes and
+// shapes only (the data spans are not read), for writers that produce tensors one at a time and
+// write each at its offset (export/streaming_writer.h).
+struct SafetensorsLayout {
+  std::string header;             // the file's first bytes: 8-byte length, JSON, space padding
+  std::vector<uint64_t> offsets;  // absolute file offset of tensors[i] (caller's order)
+  std::vector<size_t> order;      // indices of the tensors in file order
+  uint64_t file_bytes = 0;
+};
+Result<SafetensorsLayout> plan_safetensors_layout(const std::string& path, const std::vector<const RawTensor*>& tensors,
+                                                  const std::map<std::string, std::string>& metadata = {});
 // Writes every tensor of the set, in the set's order, with the set's metadata.
 Status write_safetensors(const std::string& path, const TensorSet& tensors);
 

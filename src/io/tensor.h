@@ -45,6 +45,12 @@ class TensorSet {
   // Fails (kFormat) on a duplicate name.
   Status add(RawTensor t);
   const RawTensor* find(const std::string& name) const;
+  // Drops the resident pages of a tensor that lies in one of the set's mapped files (see
+  // MappedFile::release); does nothing for owned or foreign bytes.
+  void release_pages(std::span<const uint8_t> bytes) const {
+    for (const auto& f : files_)
+      if (f->contains(bytes)) return f->release(bytes);
+  }
   // A copy without the named tensors (sharing the same files and owned buffers).
   TensorSet without(const std::vector<std::string>& names) const;
   const std::vector<RawTensor>& tensors() const { return tensors_; }

@@ -151,6 +151,11 @@ bool supports_qd8(const PackedWeight& w) {
   return (w.kind == PackedKind::kQ8 || w.kind == PackedKind::kQ4) && w.k_padded <= 65536;
 }
 
+bool supports_qd8_format(const FormatSpec& spec) {
+  if (spec.id != FormatId::kInt8 && spec.id != FormatId::kInt4) return false;
+  return spec.granularity != Granularity::kGroup || spec.group_size % kBlock == 0;
+}
+
 std::vector<float> unpack_reference(const PackedWeight& w) {
   std::vector<float> padded(size_t(w.rows * w.k_padded)), out(size_t(w.rows * w.cols));
   dequant_for(kernels_for(Isa::kRef), w.kind)(w.view(), 0, w.rows, padded.data());

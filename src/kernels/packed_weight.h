@@ -37,6 +37,10 @@ std::shared_ptr<const PackedWeight> pack_dense(const float* weight, int64_t rows
 // Whether the dynamic-int8-activation kernels (W8A8 / W4A8) take this weight: integer codes of 8
 // or 4 bits, and rows short enough that int32 group sums cannot overflow (k_padded <= 65536).
 bool supports_qd8(const PackedWeight& w);
+// The same question asked of a format before any weight exists (for plans and warnings): an int8
+// or int4 grid, per channel/tensor or in groups that are a multiple of kBlock. Rows longer than
+// 65536 inputs are still refused later by supports_qd8.
+bool supports_qd8_format(const FormatSpec& spec);
 
 // The weight as fp32 [rows, cols] via the reference kernel (tests; equals formats/ dequantize()).
 std::vector<float> unpack_reference(const PackedWeight& w);

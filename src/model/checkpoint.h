@@ -22,6 +22,10 @@ struct Checkpoint {
   // Quantized weights by canonical weight name ("model.layers.0.self_attn.q_proj.weight"); such a
   // weight is absent from `tensors`. Codes unpacked, one per weight (the reference form).
   std::map<std::string, std::shared_ptr<const QuantizedMatrix>> quantized;
+  // Dynamic quantization (`lowbit quantize --method dynamic`): the quantized linears quantize their
+  // input activations per token to int8 at run time. Stored in config.json's quantization_config
+  // as "activation_quantization": "int8_dynamic_per_token" (a lowbit key other loaders ignore).
+  bool dynamic_int8_activations = false;
   std::shared_ptr<const Tokenizer> tokenizer;  // null when the checkpoint has none
 };
 

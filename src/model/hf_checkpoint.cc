@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/half.h"
+#include "io/atomic_directory.h"
 #include "io/atomic_file.h"
 #include "io/json_limits.h"
 #include "io/safetensors.h"
@@ -242,43 +243,30 @@ Status write_shard(const std::string& path, const Checkpoint& ckpt, const std::v
 
 std::string shard_name(size_t i, size_t n) { return fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, n); }
 
-Status remove_if_present(const std::string& path) {
-  std::error_code ec;
-  fs::remove(path, ec);
-  if (ec) return error(ErrorCode::kIo, "{}: cannot remove stale file: {}", path, ec.message());
-  return Status::Ok();
-}
-
-// Removes what a previous save left that would mix with this one: the other layout's files and
-// shards that are not part of the new set.
-Status remove_stale_files(const std::string& dir, const std::set<std::string>& written) {
+// What a previous save left that would mix with this one: the other layout's files and shards
+// that are not part of the new set (removed when the new files are published).
+Result<std::vector<std::string>> stale_files(const std::string& dir, const std::set<std::string>& written) {
   static const std::regex kShard(R"(model-\d{5}-of-\d{5}\.safetensors)");
   std::vector<std::string> stale;
   std::error_code ec;
+  if (!fs::exists(dir, ec)) return stale;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
     if (written.count(name)) continue;
     if (name == kSingleFile || name == kIndexFile || std::regex_match(name, kShard)) stale.push_back(name);
   }
   if (ec) return error(ErrorCode::kIo, "{}: cannot list directory: {}", dir, ec.message());
-  for (const std::string& name : stale) LOWBIT_RETURN_IF_ERROR(remove_if_present(join(dir, name)));
-  return Status::Ok();
+  return stale;
 }
 
-Status prepare_directory(const std::string& dir, bool overwrite) {
+// Checks that `dir` may receive a checkpoint. Nothing in it changes until the new files are
+// complete (io/atomic_directory.h, merge mode: the user's other files there are kept).
+Status check_destination(const std::string& dir, bool overwrite) {
   std::error_code ec;
-  if (fs::exists(dir, ec)) {
-    if (!fs::is_directory(dir, ec))
-      return error(ErrorCode::kInvalidArgument, "{}: exists and is not a directory", dir);
-    if (!fs::exists(join(dir, kConfigFile), ec)) return Status::Ok();
-    if (!overwrite)
-      return error(ErrorCode::kInvalidArgument, "{} exists; use --force to overwrite it", join(dir, kConfigFile));
-    // config.json marks a complete checkpoint, so it goes first: an interrupted overwrite must
-    // not leave the old config beside new tensors.
-    return remove_if_present(join(dir, kConfigFile));
-  }
-  fs::create_directories(dir, ec);
-  if (ec) return error(ErrorCode::kIo, "{}: cannot create directory: {}", dir, ec.message());
+  if (!fs::exists(dir, ec)) return Status::Ok();
+  if (!fs::is_directory(dir, ec)) return error(ErrorCode::kInvalidArgument, "{}: exists and is not a directory", dir);
+  if (fs::exists(join(dir, kConfigFile), ec) && !overwrite)
+    return error(ErrorCode::kInvalidArgument, "{} exists; use --force to overwrite it", join(dir, kConfigFile));
   return Status::Ok();
 }
 
@@ -302,6 +290,9 @@ Result<Checkpoint> load_hf_checkpoint(const std::string& dir_arg) {
   // Quantized weights (GPTQ or lowbit layout) become Checkpoint::quantized entries.
   LOWBIT_ASSIGN_OR_RETURN(ckpt.quantized,
                           extract_quantized_tensors(ckpt.tensors, hf.quantization_config_json, dir));
+  ckpt.dynamic_int8_activations = hf.dynamic_int8_activations;
+  if (ckpt.dynamic_int8_activations && ckpt.quantized.empty())
+    return error(ErrorCode::kFormat, "{}: config.json asks for dynamic int8 activations but no weight is quantized", dir);
   LOWBIT_RETURN_IF_ERROR(validate_checkpoint_tensors(ckpt));
 
   const std::string tokenizer_path = join(dir, kTokenizerFile);
@@ -345,35 +336,38 @@ Status save_hf_checkpoint(const std::string& dir, const Checkpoint& ckpt, const 
   out_config.rope_style = RopeStyle::kHalf;
   if (out_config.architecture == "qwen2") out_config.attention_bias = true;
   LOWBIT_ASSIGN_OR_RETURN(std::string config_text, hf_config_json(out_config, dtype));
-  LOWBIT_RETURN_IF_ERROR(prepare_directory(dir, options.overwrite));
+  LOWBIT_RETURN_IF_ERROR(check_destination(dir, options.overwrite));
+  // Everything is written into a staging directory beside `dir`, then published in one
+  // signal-deferred step with config.json last: an interrupted or failed save (disk full) leaves
+  // the previous checkpoint as it was and no partial files.
+  LOWBIT_ASSIGN_OR_RETURN(AtomicDirectory staging, AtomicDirectory::create(dir, AtomicDirectory::Mode::kMerge));
 
   uint64_t total_bytes = 0;
   const auto shards = plan_shards(expected_tensors(out_config), dtype, options.max_shard_bytes, &total_bytes);
   std::set<std::string> written;
   if (shards.size() == 1) {
-    LOWBIT_RETURN_IF_ERROR(write_shard(join(dir, kSingleFile), ckpt, shards[0], dtype));
+    LOWBIT_RETURN_IF_ERROR(write_shard(staging.file(kSingleFile), ckpt, shards[0], dtype));
     written.insert(kSingleFile);
   } else {
     json weight_map = json::object();
     for (size_t i = 0; i < shards.size(); ++i) {
       const std::string name = shard_name(i, shards.size());
-      LOWBIT_RETURN_IF_ERROR(write_shard(join(dir, name), ckpt, shards[i], dtype));
+      LOWBIT_RETURN_IF_ERROR(write_shard(staging.file(name), ckpt, shards[i], dtype));
       for (const ExpectedTensor& e : shards[i]) weight_map[e.name] = name;
       written.insert(name);
     }
     json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
-    LOWBIT_RETURN_IF_ERROR(write_text_file_atomic(join(dir, kIndexFile), index.dump(2) + "\n"));
+    LOWBIT_RETURN_IF_ERROR(write_text_file_atomic(staging.file(kIndexFile), index.dump(2) + "\n"));
     written.insert(kIndexFile);
   }
-  LOWBIT_RETURN_IF_ERROR(remove_stale_files(dir, written));
-
-  const std::string tokenizer_path = join(dir, kTokenizerFile);
+  LOWBIT_ASSIGN_OR_RETURN(std::vector<std::string> stale, stale_files(dir, written));
   if (ckpt.tokenizer != nullptr)
-    LOWBIT_RETURN_IF_ERROR(save_tokenizer_json(tokenizer_path, ckpt.tokenizer->vocabulary()));
+    LOWBIT_RETURN_IF_ERROR(save_tokenizer_json(staging.file(kTokenizerFile), ckpt.tokenizer->vocabulary()));
   else
-    LOWBIT_RETURN_IF_ERROR(remove_if_present(tokenizer_path));  // a stale one would not match
+    stale.push_back(kTokenizerFile);  // a stale one would not match
+  LOWBIT_RETURN_IF_ERROR(write_text_file_atomic(staging.file(kConfigFile), config_text));
   // Last: a directory with config.json is a complete checkpoint.
-  return write_text_file_atomic(join(dir, kConfigFile), config_text);
+  return staging.commit(kConfigFile, stale);
 }
 
 }  // namespace lowbit

@@ -182,6 +182,12 @@ Result<HfConfig> parse_hf_config(const std::string& json_text, const std::string
     if (!qc->is_object())
       return error(ErrorCode::kFormat, "{}: \"quantization_config\" must be an object", source);
     out.quantization_config_json = qc->dump();
+    if (const auto a = qc->find("activation_quantization"); a != qc->end()) {
+      if (!a->is_string() || a->get<std::string>() != kDynamicInt8Activations)
+        return error(ErrorCode::kUnsupported, "{}: quantization_config.activation_quantization {} (lowbit knows \"{}\")",
+                     source, a->dump(), kDynamicInt8Activations);
+      out.dynamic_int8_activations = true;
+    }
   }
   LOWBIT_RETURN_IF_ERROR(c.validate(source));
   return out;

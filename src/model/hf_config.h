@@ -26,10 +26,16 @@
 
 namespace lowbit {
 
+// The value of quantization_config.activation_quantization that marks a dynamically quantized
+// checkpoint (int8 activations per token at run time).
+inline constexpr const char* kDynamicInt8Activations = "int8_dynamic_per_token";
+
 struct HfConfig {
   ModelConfig model;        // rope_style = kHalf
   std::string torch_dtype;  // "" when absent
   std::string quantization_config_json;  // the "quantization_config" object as JSON text, "" when absent
+  // quantization_config.activation_quantization == "int8_dynamic_per_token" (lowbit's key).
+  bool dynamic_int8_activations = false;
 };
 
 // Parses config.json text; `source` (the path) prefixes every error. The result is validated.

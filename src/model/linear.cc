@@ -2,6 +2,9 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "kernels/packed_matmul.h"
 #include "model/model.h"
 
@@ -39,11 +42,39 @@ bool uses_qd8(const Linear& layer, const kernels::PackedWeight& p) {
   return layer.dynamic_int8_activations && kernels::supports_qd8(p);
 }
 
+// The packed weight to run, or null for BLAS / the reference path. A layer that asks for dynamic
+// int8 activations never silently runs with exact activations: without a qd8 kernel for its
+// format it takes the reference path, which rounds the activations the same way.
+const kernels::PackedWeight* kernel_weight(const Linear& layer) {
+  const kernels::PackedWeight* p = active_packed(layer);
+  if (p != nullptr && layer.dynamic_int8_activations && !kernels::supports_qd8(*p)) return nullptr;
+  return p;
+}
+
+// The reference form of dynamic int8 activations (kernels/kernel_types.h, "qd8"): each token is
+// rounded to q = round_half_even(x * 127 / max|x|) and replaced by q * max|x| / 127, so the fp32
+// product below computes what the int8 kernels compute, up to summation order.
+std::vector<float> fake_quantize_per_token_int8(const float* x, int n_tokens, int in) {
+  std::vector<float> out(x, x + size_t(n_tokens) * in);
+  for (int t = 0; t < n_tokens; ++t) {
+    float* row = out.data() + size_t(t) * in;
+    float max_abs = 0.0f;
+    for (int i = 0; i < in; ++i) max_abs = std::max(max_abs, std::fabs(row[i]));
+    if (max_abs == 0.0f) continue;
+    const float inverse = 127.0f / max_abs, scale = max_abs / 127.0f;
+    for (int i = 0; i < in; ++i) row[i] = std::nearbyint(row[i] * inverse) * scale;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string linear_path(const Linear& layer, int n_tokens) {
-  const kernels::PackedWeight* p = active_packed(layer);
-  if (p == nullptr) return layer.is_quantized() ? "reference" : "blas_f32";
+  const kernels::PackedWeight* p = kernel_weight(layer);
+  if (p == nullptr) {
+    if (!layer.is_quantized()) return "blas_f32";
+    return layer.dynamic_int8_activations ? "reference_qd8" : "reference";
+  }
   const std::string kind = kernels::packed_kind_name(p->kind);
   if (uses_qd8(layer, *p)) return (n_tokens == 1 ? "gemv_qd8_" : "gemm_qd8_") + kind + "_f32";
   return n_tokens == 1 ? "gemv_" + kind + "_f32" : "dequant_" + kind + "_f32+sgemm";
@@ -51,7 +82,7 @@ std::string linear_path(const Linear& layer, int n_tokens) {
 
 void linear_forward(const Linear& layer, const float* x, int n_tokens, float* y) {
   const int out = layer.out_features, in = layer.in_features;
-  if (const kernels::PackedWeight* p = active_packed(layer)) {
+  if (const kernels::PackedWeight* p = kernel_weight(layer)) {
     if (uses_qd8(layer, *p)) {
       kernels::matmul_qd8(*p, x, n_tokens, y);
     } else {
@@ -60,11 +91,15 @@ void linear_forward(const Linear& layer, const float* x, int n_tokens, float* y)
   } else {
     // fp32 weights, or the reference path for a quantized weight without a kernel layout:
     // dequantize the whole matrix, then the fp32 product.
-    std::vector<float> dequantized;
+    std::vector<float> dequantized, rounded_x;
     const float* weight = layer.weight;
     if (layer.is_quantized()) {
       dequantized = dequantize(*layer.quantized);
       weight = dequantized.data();
+      if (layer.dynamic_int8_activations) {
+        rounded_x = fake_quantize_per_token_int8(x, n_tokens, in);
+        x = rounded_x.data();
+      }
     }
     if (n_tokens == 1) {
       cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, weight, in, x, 1, 0.0f, y, 1);

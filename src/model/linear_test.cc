@@ -84,9 +84,56 @@ TEST(LinearForward, DynamicInt8ActivationsUseQd8Kernels) {
     EXPECT_LT(relative_error(q, exact), 0.05) << spec;
     EXPECT_GT(relative_error(q, exact), 0.0) << spec;  // the int8 path really ran
   }
+}
+
+// Bound on the fp32 reordering error between two ways of summing y[t, o] = sum_k w[o, k] x[t, k]:
+// each of the `in` partial sums may round by 2^-24 relative, so |Δy| <= in · 2^-23 · sum_k |w x|
+// (a factor 2 for the two orders compared).
+double reorder_bound(const Linear& l, const std::vector<float>& x, int n) {
+  const std::vector<float> w = weight_values(l);
+  double bound = 0;
+  for (int t = 0; t < n; ++t)
+    for (int o = 0; o < l.out_features; ++o) {
+      double sum_abs = 0;
+      for (int k = 0; k < l.in_features; ++k)
+        sum_abs += std::fabs(double(w[size_t(o) * l.in_features + k]) * x[size_t(t) * l.in_features + k]);
+      bound = std::max(bound, l.in_features * 0x1p-23 * sum_abs);
+    }
+  return bound;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, double(std::fabs(a[i] - b[i])));
+  return d;
+}
+
+TEST(LinearForward, DynamicReferencePathMatchesQd8Kernels) {
+  for (const char* spec : {"int8_sym", "int8", "int4g32", "int4g128_sym"}) {
+    for (int n : {1, 4}) {
+      Linear fast = quantized_linear(spec, 33, 256, 11);
+      fast.dynamic_int8_activations = true;
+      Linear reference = fast;
+      reference.packed = nullptr;
+      EXPECT_EQ(linear_path(reference, n), "reference_qd8");
+      const std::vector<float> x = gaussian(int64_t(n) * 256, 12, 1.0f);
+      std::vector<float> y_fast(size_t(n) * 33), y_ref(y_fast.size());
+      linear_forward(fast, x.data(), n, y_fast.data());
+      linear_forward(reference, x.data(), n, y_ref.data());
+      EXPECT_LE(max_abs_diff(y_fast, y_ref), reorder_bound(fast, x, n)) << spec << " n=" << n;
+    }
+  }
+  // A format without an int8-activation kernel still rounds its activations (reference path),
+  // rather than silently running with exact ones.
   Linear nf4 = quantized_linear("nf4", 4, 64, 7);
-  nf4.dynamic_int8_activations = true;  // no int8 kernel for nf4: stays weight-only
-  EXPECT_EQ(linear_path(nf4, 1), "gemv_nf4g_f32");
+  nf4.dynamic_int8_activations = true;
+  EXPECT_EQ(linear_path(nf4, 1), "reference_qd8");
+  const std::vector<float> x = gaussian(64, 13, 1.0f);
+  std::vector<float> exact(4), rounded(4);
+  linear_forward(nf4, x.data(), 1, rounded.data());
+  nf4.dynamic_int8_activations = false;
+  linear_forward(nf4, x.data(), 1, exact.data());
+  EXPECT_GT(max_abs_diff(rounded, exact), 0.0);
 }
 
 TEST(LinearForward, HalfPrecisionDenseWeights) {
@@ -118,7 +165,17 @@ TEST(LinearForward, ModelFromCheckpointPacksEveryQuantizedLinear) {
   auto model = Model::from_checkpoint(ck);
   ASSERT_TRUE(model.ok()) << model.status().message();
   for (const LayerWeights& L : (*model)->layers())
-    for (const Linear* l : L.linears()) EXPECT_NE(active_packed(*l), nullptr) << l->name;
+    for (const Linear* l : L.linears()) {
+      EXPECT_NE(active_packed(*l), nullptr) << l->name;
+      EXPECT_FALSE(l->dynamic_int8_activations) << l->name;
+    }
+  // A dynamically quantized checkpoint turns on int8 activations in every quantized linear.
+  ck.dynamic_int8_activations = true;
+  auto dynamic = Model::from_checkpoint(ck);
+  ASSERT_TRUE(dynamic.ok()) << dynamic.status().message();
+  for (const LayerWeights& L : (*dynamic)->layers())
+    for (const Linear* l : L.linears()) EXPECT_TRUE(l->dynamic_int8_activations) << l->name;
+  ck.dynamic_int8_activations = false;
   // Same logits as the reference dequantize path, up to fp32 reordering.
   std::vector<float> fast, reference;
   Session s(*model);

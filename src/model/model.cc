@@ -40,6 +40,7 @@ Result<std::shared_ptr<Model>> Model::from_checkpoint(const Checkpoint& ckpt) {
     auto q = ckpt.quantized.find(name);
     if (q != ckpt.quantized.end()) {
       l.quantized = q->second;
+      l.dynamic_int8_activations = ckpt.dynamic_int8_activations;
       l.out_features = int(q->second->rows);
       l.in_features = int(q->second->cols);
     } else {
