@@ -84,13 +84,11 @@ TEST(Stories260K, RtnMatchesReferenceFigures) {
 }
 
 // Dynamic quantization (`lowbit quantize --method dynamic`): int8 per-channel symmetric weights
-// with activations rounded to int8 per token at run time, against the same weights with exact
-// activations (8-bit weight-only RTN). Issue #5 asks for at most 2x; on this tiny model (dim 64,
-// feed-forward 172) per-token int8 measures 2.8x: the down_proj input alone (SwiGLU output, whose
-// outliers differ from token to token) accounts for most of it (0.00095 with only that layer
-// dynamic, 0.00042 with none). SmoothQuant-style channel smoothing (alpha 0.3-0.8) left it at
-// 0.00115; per-32-input activation scales would reach 1.86x but need other kernels
-// (docs/results.md). The bound below holds what is measured and fails on any regression.
+// with activations rounded to int8 at run time, one scale per 32 inputs of each token, against the
+// same weights with exact activations (8-bit weight-only RTN). Issue #5 asks for at most 2x.
+// Measured: 1.85x; one scale per token gave 2.8x on this tiny model (dim 64, feed-forward 172):
+// the down_proj input (SwiGLU output, whose outliers differ from token to token) accounted for
+// most of it, and SmoothQuant-style smoothing (alpha 0.3-0.8) did not help (docs/results.md).
 TEST(Stories260K, DynamicW8A8AgainstWeightOnlyInt8) {
   LOWBIT_REQUIRE_STORIES260K(dir);
   StoriesSetup s = load_stories(dir);
@@ -113,7 +111,7 @@ TEST(Stories260K, DynamicW8A8AgainstWeightOnlyInt8) {
   std::printf("int8_sym + dynamic int8 activations: KLD %.6f ppl %.4f top-1 %.4f (%.2fx)\n", d->kld, d->perplexity,
               d->top1, d->kld / w->kld);
   EXPECT_GT(d->kld, w->kld);  // the activations really were rounded
-  EXPECT_LE(d->kld, 3.0 * w->kld);
+  EXPECT_LE(d->kld, 2.0 * w->kld);  // issue #5: within 2x of 8-bit weight-only RTN
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 //
 //   gemv_<weights>_f32      one token, fp32 activations, weights decoded in registers, fp32 out
 //   dequant_<weights>_f32   rows of weights decoded to fp32 (prefill tiles fed to BLAS sgemm)
-//   quantize_f32_qd8        one token of fp32 activations to dynamic symmetric int8 ("qd8")
+//   quantize_f32_qd8        one token of fp32 activations to dynamic symmetric int8 ("qd8"), one
+//                           scale per 32 inputs
 //   gemm_qd8_<weights>_f32  n tokens of qd8 activations x integer weights, int32 dot products per
 //                           group, fp32 out (n = 1 is the decode case)
 //
@@ -28,12 +29,12 @@ using GemvF32Fn = void (*)(const PackedWeightView& w, int64_t row_begin, int64_t
 // out[(r - row_begin) * w.k_padded + k] = W[r, k], bit-identical to the scalar definition in
 // kernel_types.h (and so to formats/ dequantize()): one fp32 multiply scale * (code - zero).
 using DequantFn = void (*)(const PackedWeightView& w, int64_t row_begin, int64_t row_end, float* out);
-// One token: x [k] -> q [k_padded] (zero beyond k), *scale, group_sums [k_padded / group_size,
-// rounded up] over consecutive runs of group_size inputs.
-using QuantizeQd8Fn = void (*)(const float* x, int64_t k, int64_t k_padded, int64_t group_size, int8_t* q,
-                               float* scale, int32_t* group_sums);
-// y[t * ldy + r] = a.scales[t] * sum_g scales[r, g] * D[t, r, g] for every token t < a.tokens, with
-// the exact integer D[t, r, g] = sum_{k in g} (code[r, k] - zero[r, g]) * q[t, k].
+// One token: x [k] -> q [k_padded] (zero beyond k), scales and block_sums [k_padded / kBlock]
+// (kernel_types.h, "qd8").
+using QuantizeQd8Fn = void (*)(const float* x, int64_t k, int64_t k_padded, int8_t* q, float* scales,
+                               int32_t* block_sums);
+// y[t * ldy + r] = sum_g scales[r, g] * sum_{blocks b of g} a.scales[t, b] * D[t, r, b] for every
+// token t < a.tokens, with the exact integer D[t, r, b] = sum_{k in b} (code[r, k] - zero[r, g]) * q[t, k].
 using GemmQd8Fn = void (*)(const PackedWeightView& w, int64_t row_begin, int64_t row_end,
                            const QuantizedActivationsView& a, float* y, int64_t ldy);
 

@@ -29,10 +29,18 @@ const float* padded_activations(const PackedWeight& w, const float* x, int64_t n
   return buf.data();
 }
 
+// One contiguous range of rows per thread (whole kRowChunks, as equal as that allows), in one
+// kernel call: the kernels' per-call work (permuted activations, group sums of x) is then done
+// once per thread and matrix, not once per 16 rows.
 void gemv_threaded(GemvF32Fn gemv, const PackedWeightView& v, const float* x, float* y) {
   const int64_t chunks = (v.rows + kRowChunk - 1) / kRowChunk;
-#pragma omp parallel for schedule(static) if (double(v.rows) * double(v.k_padded) > kParallelWork)
-  for (int64_t c = 0; c < chunks; ++c) gemv(v, c * kRowChunk, std::min(v.rows, (c + 1) * kRowChunk), x, y);
+#pragma omp parallel if (double(v.rows) * double(v.k_padded) > kParallelWork)
+  {
+    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t r0 = std::min(v.rows, chunks * t / threads * kRowChunk);
+    const int64_t r1 = std::min(v.rows, chunks * (t + 1) / threads * kRowChunk);
+    if (r0 < r1) gemv(v, r0, r1, x, y);
+  }
 }
 
 void gemm_tiles(DequantFn dequant, const PackedWeightView& v, const float* x, int64_t n, float* y) {
@@ -70,23 +78,38 @@ void matmul_f32(const PackedWeight& w, const float* x, int64_t n, float* y, cons
   }
 }
 
+void qd8_group_corrections(const float* scales, const int32_t* block_sums, int64_t blocks, int64_t group_size,
+                           float* corrections) {
+  const int64_t per_group = group_size / kBlock, groups = (blocks + per_group - 1) / per_group;
+  for (int64_t g = 0; g < groups; ++g) {
+    float c = 0.0f;
+    for (int64_t b = g * per_group; b < blocks && b < (g + 1) * per_group; ++b) c += scales[b] * float(block_sums[b]);
+    corrections[g] = c;
+  }
+}
+
 void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, const KernelTable& table) {
   LOWBIT_CHECK(supports_qd8(w));
   const PackedWeightView v = w.view();
+  const int64_t blocks = w.k_padded / kBlock;
   std::vector<int8_t> q(size_t(n * w.k_padded));
-  std::vector<float> scales(static_cast<size_t>(n));
-  std::vector<int32_t> sums(size_t(n * w.groups_per_row));
+  std::vector<float> scales(size_t(n * blocks)), corrections(size_t(n * w.groups_per_row));
+  std::vector<int32_t> sums(size_t(n * blocks));
 #pragma omp parallel for schedule(static) if (n > 1 && double(n) * double(w.cols) > kParallelWork)
-  for (int64_t t = 0; t < n; ++t)
-    table.quantize_f32_qd8(x + t * w.cols, w.cols, w.k_padded, w.group_size, q.data() + t * w.k_padded,
-                           scales.data() + t, sums.data() + t * w.groups_per_row);
+  for (int64_t t = 0; t < n; ++t) {
+    table.quantize_f32_qd8(x + t * w.cols, w.cols, w.k_padded, q.data() + t * w.k_padded, scales.data() + t * blocks,
+                           sums.data() + t * blocks);
+    qd8_group_corrections(scales.data() + t * blocks, sums.data() + t * blocks, blocks, w.group_size,
+                          corrections.data() + t * w.groups_per_row);
+  }
   QuantizedActivationsView a;
   a.tokens = n;
   a.k_padded = w.k_padded;
   a.groups = w.groups_per_row;
   a.values = q.data();
   a.scales = scales.data();
-  a.group_sums = sums.data();
+  a.block_sums = sums.data();
+  a.group_corrections = corrections.data();
   const GemmQd8Fn gemm = gemm_qd8_for(table, w.kind);
   const int64_t chunks = (v.rows + kRowChunk - 1) / kRowChunk;
 #pragma omp parallel for schedule(static) if (double(n) * double(v.rows) * double(v.k_padded) > kParallelWork)

@@ -16,7 +16,13 @@ namespace lowbit::kernels {
 void matmul_f32(const PackedWeight& w, const float* x, int64_t n, float* y, const KernelTable& table = kernels());
 
 // Dynamic int8 activations (W8A8 / W4A8, supports_qd8(w) must hold): each token of x is quantized
-// per token (symmetric int8, scale from its absmax), then int8 x int8 -> int32 group dot products.
+// to symmetric int8 with one scale per 32 inputs (from their absmax), then int8 x int8 -> int32
+// block dot products.
 void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, const KernelTable& table = kernels());
+
+// One token's group_corrections (kernel_types.h) for weight groups of group_size inputs:
+// corrections[g] = sum over the blocks b of group g of scales[b] * block_sums[b], in block order.
+void qd8_group_corrections(const float* scales, const int32_t* block_sums, int64_t blocks, int64_t group_size,
+                           float* corrections);
 
 }  // namespace lowbit::kernels

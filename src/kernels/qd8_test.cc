@@ -22,28 +22,38 @@ struct Activations {
   std::vector<int8_t> values;
   std::vector<float> scales;
   std::vector<int32_t> sums;
+  std::vector<float> corrections;
   QuantizedActivationsView view() const {
-    return {tokens, k_padded, groups, values.data(), scales.data(), sums.data()};
+    return {tokens, k_padded, groups, values.data(), scales.data(), sums.data(), corrections.data()};
+  }
+  int64_t blocks() const { return k_padded / kBlock; }
+  // Block sums and group corrections from values and scales, for weights of group_size inputs.
+  void finish(int64_t group_size) {
+    sums.assign(size_t(tokens * blocks()), 0);
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t k = 0; k < k_padded; ++k) sums[size_t(t * blocks() + k / kBlock)] += values[size_t(t * k_padded + k)];
+    corrections.assign(size_t(tokens * groups), 0.0f);
+    for (int64_t t = 0; t < tokens; ++t)
+      qd8_group_corrections(scales.data() + t * blocks(), sums.data() + t * blocks(), blocks(), group_size,
+                            corrections.data() + t * groups);
   }
 };
 
-// Integer activations uniform in [-limit, limit] with power-of-two scales; sums per group.
-Activations random_activations(int64_t tokens, int64_t cols, const PackedWeight& w, int limit, std::mt19937& rng) {
+// Integer activations uniform in [-limit, limit] with a power-of-two scale per block, its
+// exponent drawn from [min_exponent, max_exponent].
+Activations random_activations(int64_t tokens, int64_t cols, const PackedWeight& w, int limit, std::mt19937& rng,
+                               int min_exponent = -4, int max_exponent = -2) {
   Activations a;
   a.tokens = tokens;
   a.k_padded = w.k_padded;
   a.groups = w.groups_per_row;
   a.values.assign(size_t(tokens * w.k_padded), 0);
-  a.sums.assign(size_t(tokens * w.groups_per_row), 0);
-  std::uniform_int_distribution<int> value(-limit, limit), exponent(-8, -2);
+  std::uniform_int_distribution<int> value(-limit, limit), exponent(min_exponent, max_exponent);
   for (int64_t t = 0; t < tokens; ++t) {
-    a.scales.push_back(std::ldexp(1.0f, exponent(rng)));
-    for (int64_t k = 0; k < cols; ++k) {
-      const int8_t q = int8_t(value(rng));
-      a.values[size_t(t * w.k_padded + k)] = q;
-      a.sums[size_t(t * w.groups_per_row + k / w.group_size)] += q;
-    }
+    for (int64_t b = 0; b < a.blocks(); ++b) a.scales.push_back(std::ldexp(1.0f, exponent(rng)));
+    for (int64_t k = 0; k < cols; ++k) a.values[size_t(t * w.k_padded + k)] = int8_t(value(rng));
   }
+  a.finish(w.group_size);
   return a;
 }
 
@@ -58,24 +68,30 @@ QuantizedMatrix exact_matrix(const std::string& spec, int64_t rows, int64_t cols
   return m;
 }
 
-// Largest sum over a row of max_code * |q| (the raw accumulator bound) in units of the smallest
-// scale: the exactness precondition is that it stays below 2^23.
+// Largest sum over a row of max_code * |q| * (its block's activation scale / the smallest one):
+// the raw accumulator bound in units of the smallest weight scale times the smallest activation
+// scale. The exactness precondition is that, with the zero-point term and a weight scale ratio of
+// up to 4, it stays below 2^23.
 double exactness_bound(const QuantizedMatrix& m, const Activations& a) {
+  const float smallest = *std::min_element(a.scales.begin(), a.scales.end());
   double worst = 0;
   for (int64_t t = 0; t < a.tokens; ++t) {
     double s = 0;
-    for (int64_t k = 0; k < a.k_padded; ++k) s += double(m.spec.max_code()) * std::abs(a.values[size_t(t * a.k_padded + k)]);
-    worst = std::max(worst, 2 * 4 * s);  // code and zero terms, scale ratio up to 4
+    for (int64_t k = 0; k < a.k_padded; ++k)
+      s += double(m.spec.max_code()) * std::abs(a.values[size_t(t * a.k_padded + k)]) *
+           (a.scales[size_t(t * a.blocks() + k / kBlock)] / smallest);
+    worst = std::max(worst, 2 * 4 * s);  // code and zero terms, weight scale ratio up to 4
   }
   return worst;
 }
 
-void expect_exact(const std::string& spec, int64_t rows, int64_t cols, int64_t tokens, int limit, std::mt19937& rng) {
+void expect_exact(const std::string& spec, int64_t rows, int64_t cols, int64_t tokens, int limit, std::mt19937& rng,
+                  int min_exponent = -4, int max_exponent = -2) {
   const QuantizedMatrix m = exact_matrix(spec, rows, cols, rng);
   auto p = pack_quantized(m);
   ASSERT_NE(p, nullptr);
   ASSERT_TRUE(supports_qd8(*p));
-  const Activations a = random_activations(tokens, cols, *p, limit, rng);
+  const Activations a = random_activations(tokens, cols, *p, limit, rng, min_exponent, max_exponent);
   ASSERT_LT(exactness_bound(m, a), 0x1p23) << "test parameters break the exactness precondition";
   std::vector<float> ref(size_t(tokens * rows));
   gemm_qd8_for(kernels_for(Isa::kRef), p->kind)(p->view(), 0, rows, a.view(), ref.data(), rows);
@@ -97,18 +113,19 @@ TEST(GemmQd8, IntegerDotProductsExactEdgeShapes) {
       for (int64_t rows : {1, 2, 3, 5})
         for (int64_t tokens : {1, 2, 3, 4, 5, 9})
           // Full-range activations for 4-bit codes; 8-bit codes at full range are covered by
-          // SaturationExtremesExact, here |q| <= 16 keeps K = 200 within the precondition.
-          expect_exact(spec, rows, cols, tokens, spec[3] == '4' ? 127 : 16, rng);
+          // SaturationExtremesExact, here |q| <= 4 keeps K = 200 within the precondition.
+          expect_exact(spec, rows, cols, tokens, spec[3] == '4' ? 127 : 4, rng);
 }
 
 TEST(GemmQd8, IntegerDotProductsExactLlmWidths) {
   std::mt19937 rng(2);
-  // Small activations keep the exactness precondition at K = 4096 and 11008.
+  // Small activations with one activation scale for every block keep the exactness precondition
+  // at K = 4096 and 11008.
   for (int64_t cols : {4096, 11008}) {
-    expect_exact("int4g128", 6, cols, 5, 3, rng);
-    expect_exact("int4", 3, cols, 2, 3, rng);
+    expect_exact("int4g128", 6, cols, 5, 3, rng, -3, -3);
+    expect_exact("int4", 3, cols, 2, 3, rng, -3, -3);
   }
-  expect_exact("int8", 3, 4096, 2, 1, rng);
+  expect_exact("int8", 3, 4096, 2, 1, rng, -3, -3);
 }
 
 TEST(GemmQd8, SaturationExtremesExact) {
@@ -121,8 +138,8 @@ TEST(GemmQd8, SaturationExtremesExact) {
       Activations a;
       a.tokens = 1, a.k_padded = 64, a.groups = 1;
       a.values.assign(64, q);
-      a.scales = {1.0f};
-      a.sums = {64 * q};
+      a.scales = {1.0f, 1.0f};
+      a.finish(64);
       std::vector<float> ref(2), fast(2);
       gemm_qd8_for(kernels_for(Isa::kRef), p->kind)(p->view(), 0, 2, a.view(), ref.data(), 2);
       EXPECT_EQ(ref[0], 0.25f * 64 * (code - 128) * q);
@@ -138,24 +155,34 @@ TEST(QuantizeQd8, EveryIsaMatchesReferenceExactly) {
   uint32_t seed = 40;
   for (Isa isa : testing::fast_isas()) {
     for (int64_t k : {1, 5, 8, 31, 32, 33, 63, 100, 172, 4099}) {
-      for (int64_t group : {32, 64, 128}) {
-        const int64_t k_padded = (k + 31) / 32 * 32, groups = (k_padded + group - 1) / group;
+      for (int64_t extra_blocks : {0, 1}) {  // k_padded may run a whole block past k
+        const int64_t k_padded = (k + 31) / 32 * 32 + 32 * extra_blocks, blocks = k_padded / 32;
         for (float magnitude : {0.0f, 1e-3f, 1.0f, 300.0f}) {
           std::vector<float> x = random_values(k, seed++, magnitude);
           if (k > 3) x[size_t(k / 2)] = 0.5f * x[size_t(k / 3)];  // a value at a tie-prone ratio
+          if (k > 40) std::fill(x.begin() + 32, x.begin() + 40, 0.0f);
+          if (k > 64) std::fill(x.begin() + 32, x.begin() + 64, 0.0f);  // an all-zero block
           std::vector<int8_t> q_ref(size_t(k_padded), 99), q_fast(size_t(k_padded), 77);
-          std::vector<int32_t> s_ref(static_cast<size_t>(groups)), s_fast(static_cast<size_t>(groups));
-          float scale_ref, scale_fast;
-          kernels_for(Isa::kRef).quantize_f32_qd8(x.data(), k, k_padded, group, q_ref.data(), &scale_ref, s_ref.data());
-          kernels_for(isa).quantize_f32_qd8(x.data(), k, k_padded, group, q_fast.data(), &scale_fast, s_fast.data());
+          std::vector<int32_t> s_ref(static_cast<size_t>(blocks)), s_fast(static_cast<size_t>(blocks));
+          std::vector<float> scale_ref(static_cast<size_t>(blocks)), scale_fast(static_cast<size_t>(blocks));
+          kernels_for(Isa::kRef).quantize_f32_qd8(x.data(), k, k_padded, q_ref.data(), scale_ref.data(), s_ref.data());
+          kernels_for(isa).quantize_f32_qd8(x.data(), k, k_padded, q_fast.data(), scale_fast.data(), s_fast.data());
           ASSERT_EQ(scale_fast, scale_ref);
           ASSERT_EQ(q_fast, q_ref) << isa_name(isa) << " k " << k << " magnitude " << magnitude;
           ASSERT_EQ(s_fast, s_ref);
           for (int64_t i = k; i < k_padded; ++i) ASSERT_EQ(q_ref[size_t(i)], 0);
-          if (magnitude > 0) {
-            const float amax = testing::max_abs(x);
-            EXPECT_EQ(scale_ref, amax / 127.0f);
-            for (int64_t i = 0; i < k; ++i) EXPECT_LE(std::abs(x[size_t(i)] / scale_ref - q_ref[size_t(i)]), 0.5f + 1e-3f);
+          for (int64_t b = 0; b < blocks; ++b) {
+            int32_t sum = 0;
+            float amax = 0.0f;
+            for (int64_t i = b * 32; i < (b + 1) * 32; ++i) {
+              sum += q_ref[size_t(i)];
+              if (i < k) amax = std::max(amax, std::fabs(x[size_t(i)]));
+            }
+            EXPECT_EQ(s_ref[size_t(b)], sum);
+            // One scale per block from that block's own absmax; an all-zero block gets scale 1.
+            EXPECT_EQ(scale_ref[size_t(b)], amax > 0 ? amax / 127.0f : 1.0f);
+            for (int64_t i = b * 32; i < (b + 1) * 32 && i < k && amax > 0; ++i)
+              EXPECT_LE(std::abs(x[size_t(i)] / scale_ref[size_t(b)] - q_ref[size_t(i)]), 0.5f + 1e-3f);
           }
         }
       }
@@ -177,18 +204,23 @@ TEST(MatmulQd8, RealisticDataWithinDerivedTolerance) {
           matmul_qd8(*p, x.data(), n, y.data(), kernels_for(isa));
           for (int64_t t = 0; t < n; ++t) {
             const float* xt = x.data() + t * s.cols;
-            const float amax = *std::max_element(xt, xt + s.cols, [](float a, float b) { return std::fabs(a) < std::fabs(b); });
-            const double act_step = std::fabs(amax) / 127.0;
+            std::vector<double> act_step(size_t((s.cols + 31) / 32), 0.0);  // per 32-input block
+            for (int64_t k = 0; k < s.cols; ++k)
+              act_step[size_t(k / 32)] = std::max(act_step[size_t(k / 32)], std::fabs(double(xt[k])) / 127.0);
             for (int64_t r = 0; r < s.rows; ++r) {
-              double exact = 0, abs_w = 0, abs_wx = 0;
+              double exact = 0, rounding = 0, abs_x = 0, max_w = 0;
               for (int64_t k = 0; k < s.cols; ++k) {
                 const double wk = w[size_t(r * s.cols + k)];
                 exact += wk * xt[k];
-                abs_w += std::fabs(wk);
-                abs_wx += std::fabs(wk * xt[k]);
+                rounding += 0.5 * act_step[size_t(k / 32)] * std::fabs(wk);
+                abs_x += std::fabs(xt[k]);
+                max_w = std::max(max_w, std::fabs(wk));
               }
-              // Activation rounding moves each input by at most half a step; then fp32 rounding.
-              const double tol = 0.5 * act_step * abs_w + abs_wx * s.cols * 0x1p-22;
+              // Activation rounding moves each input by at most half its block's step. The kernels
+              // sum scale * code * x and subtract scale * zero * x separately: each of those terms
+              // is at most (max - min of the group) * |x| <= 2 max|w| |x|, so fp32 rounding over
+              // the cols terms stays below cols * 2^-23 * 4 max|w| sum|x| (with the 1/127 steps).
+              const double tol = rounding + s.cols * 0x1p-23 * 4 * max_w * abs_x * 1.01;
               ASSERT_NEAR(y[size_t(t * s.rows + r)], exact, tol) << kernels_for(isa).name << " " << spec;
             }
           }

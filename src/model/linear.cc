@@ -51,18 +51,25 @@ const kernels::PackedWeight* kernel_weight(const Linear& layer) {
   return p;
 }
 
-// The reference form of dynamic int8 activations (kernels/kernel_types.h, "qd8"): each token is
-// rounded to q = round_half_even(x * 127 / max|x|) and replaced by q * max|x| / 127, so the fp32
-// product below computes what the int8 kernels compute, up to summation order.
-std::vector<float> fake_quantize_per_token_int8(const float* x, int n_tokens, int in) {
+// The reference form of dynamic int8 activations (kernels/kernel_types.h, "qd8"): each block of
+// kernels::kBlock consecutive inputs of a token is rounded to q = round_half_even(x * 127 / max|x|)
+// and replaced by q * max|x| / 127, so the fp32 product below computes what the int8 kernels
+// compute, up to summation order.
+std::vector<float> fake_quantize_int8_blocks(const float* x, int n_tokens, int in) {
   std::vector<float> out(x, x + size_t(n_tokens) * in);
   for (int t = 0; t < n_tokens; ++t) {
-    float* row = out.data() + size_t(t) * in;
-    float max_abs = 0.0f;
-    for (int i = 0; i < in; ++i) max_abs = std::max(max_abs, std::fabs(row[i]));
-    if (max_abs == 0.0f) continue;
-    const float inverse = 127.0f / max_abs, scale = max_abs / 127.0f;
-    for (int i = 0; i < in; ++i) row[i] = std::nearbyint(row[i] * inverse) * scale;
+    for (int begin = 0; begin < in; begin += kernels::kBlock) {
+      float* block = out.data() + size_t(t) * in + begin;
+      const int n = std::min(kernels::kBlock, in - begin);
+      float max_abs = 0.0f;
+      for (int i = 0; i < n; ++i) max_abs = std::max(max_abs, std::fabs(block[i]));
+      if (max_abs < 1e-30f) {  // the kernels' rule: such a block quantizes to zeros
+        std::fill(block, block + n, 0.0f);
+        continue;
+      }
+      const float inverse = 127.0f / max_abs, scale = max_abs / 127.0f;
+      for (int i = 0; i < n; ++i) block[i] = std::nearbyint(block[i] * inverse) * scale;
+    }
   }
   return out;
 }
@@ -97,7 +104,7 @@ void linear_forward(const Linear& layer, const float* x, int n_tokens, float* y)
       dequantized = dequantize(*layer.quantized);
       weight = dequantized.data();
       if (layer.dynamic_int8_activations) {
-        rounded_x = fake_quantize_per_token_int8(x, n_tokens, in);
+        rounded_x = fake_quantize_int8_blocks(x, n_tokens, in);
         x = rounded_x.data();
       }
     }

@@ -1,13 +1,14 @@
-// AVX2 kernels for dynamic int8 activations (W8A8, W4A8): per-token activation quantization and
-// int8 x int8 -> int32 group dot products with vpmaddubsw / vpmaddwd. Scalar definition:
-// ref/ref_kernels.cc.
+// AVX2 kernels for dynamic int8 activations (W8A8, W4A8): activation quantization with one scale
+// per 32-input block and int8 x int8 -> int32 block dot products with vpmaddubsw / vpmaddwd, one
+// 256-bit vector per block. Scalar definition: ref/ref_kernels.cc.
 //
 // vpmaddubsw multiplies unsigned by signed bytes and adds adjacent pairs into a SATURATING int16:
 //   4-bit codes (0..15) x activations (-127..127): |pair| <= 2 * 15 * 127, safe as is.
 //   8-bit codes (0..255) would not be (2 * 255 * 127 > 32767), so they are shifted to signed
 //   w = code - 128 and the sign trick |w| x sign(a, w) keeps |pair| <= 2 * 128 * 127 = 32512.
-// The group's exact integer D = sum (code - zero) q = raw - (zero - offset) * group_sum (offset 128
-// for shifted 8-bit codes, 0 for 4-bit) is formed in int32 before any rounding.
+// Per block, the raw int32 dot product (of code - offset, offset 128 for shifted 8-bit codes, 0 for
+// 4-bit) is converted to fp32 and scaled by the block's activation scale; the zero point enters
+// once per group as (zero - offset) * group_correction.
 #include <immintrin.h>
 
 #include "kernels/kernel_table.h"
@@ -42,36 +43,38 @@ inline void quantize32(const float* x, __m256 inv, int8_t* q) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), ordered);
 }
 
-void quantize_f32_qd8(const float* x, int64_t k, int64_t k_padded, int64_t group_size, int8_t* q, float* scale,
-                      int32_t* group_sums) {
+inline float hmax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+void quantize_f32_qd8(const float* x, int64_t k, int64_t k_padded, int8_t* q, float* scales, int32_t* block_sums) {
   const int64_t full = k / kBlock * kBlock;
   alignas(32) float tail[kBlock] = {};  // the last partial block, zero-padded
   for (int64_t i = full; i < k; ++i) tail[i - full] = x[i];
   const __m256 sign = _mm256_set1_ps(-0.0f);
-  __m256 m = _mm256_setzero_ps();
-  for (int64_t i = 0; i < full; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
-  for (int i = 0; i < kBlock; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(tail + i)));
-  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-  const float amax = _mm_cvtss_f32(m4);
-  // Same rule as the reference: below 1e-30 the reciprocal could overflow; quantize to zeros.
-  const bool zero = amax < 1e-30f;
-  *scale = zero ? 1.0f : amax / 127.0f;
-  const __m256 inv = _mm256_set1_ps(zero ? 0.0f : 127.0f / amax);
-  for (int64_t i = 0; i < full; i += kBlock) quantize32(x + i, inv, q + i);
-  if (full < k) quantize32(tail, inv, q + full);
-  const int64_t done = full < k ? full + kBlock : full;
-  __builtin_memset(q + done, 0, size_t(k_padded - done));
-
   const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-  for (int64_t g = 0; g * group_size < k_padded; ++g) {
-    __m256i s = _mm256_setzero_si256();
-    for (int64_t i = g * group_size; i < k_padded && i < (g + 1) * group_size; i += kBlock) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i));
-      s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v), ones16));
+  for (int64_t b = 0; b < k_padded / kBlock; ++b) {
+    const int64_t i = b * kBlock;
+    const float* src = i < full ? x + i : tail;
+    int8_t* dst = q + i;
+    if (i >= k) {  // whole padding blocks
+      __builtin_memset(dst, 0, kBlock);
+      scales[b] = 1.0f;
+      block_sums[b] = 0;
+      continue;
     }
-    group_sums[g] = hsum_epi32(s);
+    __m256 m = _mm256_andnot_ps(sign, _mm256_loadu_ps(src));
+    for (int j = 8; j < kBlock; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(src + j)));
+    const float amax = hmax(m);
+    // Same rule as the reference: below 1e-30 the reciprocal could overflow; quantize to zeros.
+    const bool zero = amax < 1e-30f;
+    scales[b] = zero ? 1.0f : amax / 127.0f;
+    quantize32(src, _mm256_set1_ps(zero ? 0.0f : 127.0f / amax), dst);
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dst));
+    block_sums[b] = hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v), ones16));
   }
 }
 
@@ -95,20 +98,26 @@ void row_tile(const PackedWeightView& w, int64_t r, int64_t t0, const QuantizedA
   const int64_t blocks = w.k_padded / kBlock, per_group = w.group_size / kBlock;
   const uint8_t* row = w.codes + r * w.row_bytes;
   const int8_t* act[NR];
-  for (int j = 0; j < NR; ++j) act[j] = a.values + (t0 + j) * a.k_padded;
+  const float* act_scales[NR];
+  for (int j = 0; j < NR; ++j) {
+    act[j] = a.values + (t0 + j) * a.k_padded;
+    act_scales[j] = a.scales + (t0 + j) * blocks;
+  }
   const __m256i ones16 = _mm256_set1_epi16(1), flip = _mm256_set1_epi8(char(0x80));
   __m256 facc[NR];
+  float correction[NR] = {};
   for (int j = 0; j < NR; ++j) facc[j] = _mm256_setzero_ps();
   for (int64_t g = 0, b = 0; g < w.groups_per_row; ++g) {
     const int64_t p = r * w.groups_per_row + g;
-    __m256i iacc[NR];
-    for (int j = 0; j < NR; ++j) iacc[j] = _mm256_setzero_si256();
+    __m256 gacc[NR];
+    for (int j = 0; j < NR; ++j) gacc[j] = _mm256_setzero_ps();
     for (const int64_t end = b + per_group < blocks ? b + per_group : blocks; b < end; ++b) {
       const __m256i codes = load_block<kFourBit>(row, b);
       if constexpr (kFourBit) {
         for (int j = 0; j < NR; ++j) {
           const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[j] + b * kBlock));
-          iacc[j] = _mm256_add_epi32(iacc[j], _mm256_madd_epi16(_mm256_maddubs_epi16(codes, av), ones16));
+          const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(codes, av), ones16);
+          gacc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(act_scales[j] + b), gacc[j]);
         }
       } else {
         const __m256i wv = _mm256_xor_si256(codes, flip);  // code - 128 as int8
@@ -116,19 +125,18 @@ void row_tile(const PackedWeightView& w, int64_t r, int64_t t0, const QuantizedA
         for (int j = 0; j < NR; ++j) {
           const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[j] + b * kBlock));
           const __m256i prod = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(av, wv));
-          iacc[j] = _mm256_add_epi32(iacc[j], _mm256_madd_epi16(prod, ones16));
+          const __m256i dot = _mm256_madd_epi16(prod, ones16);
+          gacc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_broadcast_ss(act_scales[j] + b), gacc[j]);
         }
       }
     }
-    const int32_t zero = int32_t(w.zeros[p]) - kOffset;
-    const __m256 scale = _mm256_set1_ps(w.scales[p]);
+    const float zero = w.zeros[p] - float(kOffset), scale = w.scales[p];
     for (int j = 0; j < NR; ++j) {
-      const int32_t correction = zero * a.group_sums[(t0 + j) * a.groups + g];
-      const __m256i exact = _mm256_sub_epi32(iacc[j], _mm256_setr_epi32(correction, 0, 0, 0, 0, 0, 0, 0));
-      facc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(exact), scale, facc[j]);
+      facc[j] = _mm256_fmadd_ps(gacc[j], _mm256_set1_ps(scale), facc[j]);
+      correction[j] += scale * (zero * a.group_corrections[(t0 + j) * a.groups + g]);
     }
   }
-  for (int j = 0; j < NR; ++j) y[(t0 + j) * ldy + r] = a.scales[t0 + j] * hsum(facc[j]);
+  for (int j = 0; j < NR; ++j) y[(t0 + j) * ldy + r] = hsum(facc[j]) - correction[j];
 }
 
 template <bool kFourBit>

@@ -1,11 +1,12 @@
 // AVX-512 VNNI kernels for dynamic int8 activations (W8A8, W4A8): vpdpbusd multiplies unsigned
 // by signed bytes and adds groups of four straight into int32 lanes, with no int16 saturation.
 // Weight codes are already unsigned (0..255, 0..15) with a zero point, activations signed
-// (-127..127), so neither operand needs the +128 shift: the zero point is applied once per group
-// as the exact integer correction  D = sum code*q - zero * group_sum  (group_sum precomputed per
-// token by the quantizer) instead of a per-row weight-sum correction. |sum code*q| <= 255 * 127 *
-// 65536 < 2^31 for the k_padded <= 65536 that supports_qd8() admits. Scalar definition:
-// ref/ref_kernels.cc; compiled with -mavx512vnni, used only when the CPU reports it.
+// (-127..127), so neither operand needs the +128 shift. One 64-byte vector covers two 32-input
+// blocks: a vpdpbusd from zero leaves block b's partial sums in lanes 0..7 and block b+1's in
+// lanes 8..15 (|lane| <= 4 * 255 * 127), which are converted to fp32 and multiplied by the two
+// blocks' activation scales in one FMA. The zero point enters once per group as
+// zero * group_correction (kernel_types.h). Scalar definition: ref/ref_kernels.cc; compiled with
+// -mavx512vnni, used only when the CPU reports it.
 #include <immintrin.h>
 
 #include "kernels/kernel_table.h"
@@ -36,8 +37,18 @@ inline __m512i load_codes(const uint8_t* row, int64_t b, bool pair) {
   }
 }
 
-// MR weight rows from r0 against NR tokens from t0.
-template <bool kFourBit, int MR, int NR>
+// Activation scales of blocks b (lanes 0..7) and b+1 (lanes 8..15) of one token; `pair` false:
+// block b only (the upper lanes multiply zero sums).
+inline __m512 pair_scales(const float* scales, int64_t b, bool pair) {
+  const __m128 two =
+      pair ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(scales + b))) : _mm_load_ss(scales + b);
+  const __m512i lanes = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  return _mm512_permutexvar_ps(lanes, _mm512_castps128_ps512(two));
+}
+
+// MR weight rows from r0 against NR tokens from t0. kOneGroup (per-channel weights): the weight
+// scale is applied once at the end instead of once per group, which saves MR x NR registers.
+template <bool kFourBit, bool kOneGroup, int MR, int NR>
 void tile(const PackedWeightView& w, int64_t r0, int64_t t0, const QuantizedActivationsView& a, float* y,
           int64_t ldy) {
   constexpr int64_t kBlockBytes = kFourBit ? 16 : 32;
@@ -45,14 +56,18 @@ void tile(const PackedWeightView& w, int64_t r0, int64_t t0, const QuantizedActi
   const uint8_t* row[MR];
   for (int i = 0; i < MR; ++i) row[i] = w.codes + (r0 + i) * w.row_bytes;
   const int8_t* act[NR];
-  for (int j = 0; j < NR; ++j) act[j] = a.values + (t0 + j) * a.k_padded;
-  __m512 facc[MR][NR];
+  const float* act_scales[NR];
+  for (int j = 0; j < NR; ++j) {
+    act[j] = a.values + (t0 + j) * a.k_padded;
+    act_scales[j] = a.scales + (t0 + j) * blocks;
+  }
+  __m512 gacc[MR][NR], facc[MR][NR];
+  float correction[MR][NR] = {};
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) facc[i][j] = _mm512_setzero_ps();
   for (int64_t g = 0, b = 0; g < w.groups_per_row; ++g) {
-    __m512i iacc[MR][NR];
     for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) iacc[i][j] = _mm512_setzero_si512();
+      for (int j = 0; j < NR; ++j) gacc[i][j] = _mm512_setzero_ps();
     for (const int64_t end = b + per_group < blocks ? b + per_group : blocks; b < end;) {
       const bool pair = b + 2 <= end;
       const __mmask64 lanes = pair ? ~__mmask64(0) : __mmask64(0xffffffffu);
@@ -64,47 +79,63 @@ void tile(const PackedWeightView& w, int64_t r0, int64_t t0, const QuantizedActi
       }
       for (int j = 0; j < NR; ++j) {
         const __m512i av = _mm512_maskz_loadu_epi8(lanes, act[j] + b * kBlock);
-        for (int i = 0; i < MR; ++i) iacc[i][j] = _mm512_dpbusd_epi32(iacc[i][j], codes[i], av);
+        const __m512 sv = pair_scales(act_scales[j], b, pair);
+        for (int i = 0; i < MR; ++i) {
+          const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes[i], av);
+          gacc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sv, gacc[i][j]);
+        }
       }
       b += pair ? 2 : 1;
     }
     for (int i = 0; i < MR; ++i) {
       const int64_t p = (r0 + i) * w.groups_per_row + g;
-      const int32_t zero = int32_t(w.zeros[p]);
-      const __m512 scale = _mm512_set1_ps(w.scales[p]);
+      const float zero = w.zeros[p], scale = w.scales[p];
       for (int j = 0; j < NR; ++j) {
-        const int32_t correction = zero * a.group_sums[(t0 + j) * a.groups + g];
-        const __m512i exact = _mm512_mask_sub_epi32(iacc[i][j], 1, iacc[i][j], _mm512_set1_epi32(correction));
-        facc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), scale, facc[i][j]);
+        correction[i][j] += scale * (zero * a.group_corrections[(t0 + j) * a.groups + g]);
+        if constexpr (!kOneGroup) facc[i][j] = _mm512_fmadd_ps(gacc[i][j], _mm512_set1_ps(scale), facc[i][j]);
       }
     }
   }
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) y[(t0 + j) * ldy + r0 + i] = a.scales[t0 + j] * _mm512_reduce_add_ps(facc[i][j]);
+    for (int j = 0; j < NR; ++j) {
+      const float dot = kOneGroup ? w.scales[r0 + i] * _mm512_reduce_add_ps(gacc[i][j]) : _mm512_reduce_add_ps(facc[i][j]);
+      y[(t0 + j) * ldy + r0 + i] = dot - correction[i][j];
+    }
 }
 
-template <bool kFourBit, int MR>
+template <bool kFourBit, bool kOneGroup, int MR>
 void rows(const PackedWeightView& w, int64_t r, const QuantizedActivationsView& a, float* y, int64_t ldy) {
   int64_t t = 0;
-  for (; t + 4 <= a.tokens; t += 4) tile<kFourBit, MR, 4>(w, r, t, a, y, ldy);
+  for (; t + 4 <= a.tokens; t += 4) tile<kFourBit, kOneGroup, MR, 4>(w, r, t, a, y, ldy);
   switch (a.tokens - t) {
-    case 3: tile<kFourBit, MR, 3>(w, r, t, a, y, ldy); break;
-    case 2: tile<kFourBit, MR, 2>(w, r, t, a, y, ldy); break;
-    case 1: tile<kFourBit, MR, 1>(w, r, t, a, y, ldy); break;
+    case 3: tile<kFourBit, kOneGroup, MR, 3>(w, r, t, a, y, ldy); break;
+    case 2: tile<kFourBit, kOneGroup, MR, 2>(w, r, t, a, y, ldy); break;
+    case 1: tile<kFourBit, kOneGroup, MR, 1>(w, r, t, a, y, ldy); break;
     default: break;
   }
 }
 
-// Several rows at a time share each activation load: 2 x 4 tiles for prefill (16 accumulators),
-// 4 rows for one token (decode; four memory streams in flight).
+// Several rows at a time share each activation load: 4 x 4 tiles for per-channel prefill (16
+// accumulators), 2 x 4 with groups (8 group + 8 row accumulators), 4 rows for one token
+// (decode; four memory streams in flight).
+template <bool kFourBit, bool kOneGroup>
+void gemm_rows(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
+               float* y, int64_t ldy) {
+  int64_t r = row_begin;
+  if (a.tokens == 1 || kOneGroup)
+    for (; r + 4 <= row_end; r += 4) rows<kFourBit, kOneGroup, 4>(w, r, a, y, ldy);
+  for (; r + 2 <= row_end; r += 2) rows<kFourBit, kOneGroup, 2>(w, r, a, y, ldy);
+  if (r < row_end) rows<kFourBit, kOneGroup, 1>(w, r, a, y, ldy);
+}
+
 template <bool kFourBit>
 void gemm_qd8(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
               float* y, int64_t ldy) {
-  int64_t r = row_begin;
-  if (a.tokens == 1)
-    for (; r + 4 <= row_end; r += 4) rows<kFourBit, 4>(w, r, a, y, ldy);
-  for (; r + 2 <= row_end; r += 2) rows<kFourBit, 2>(w, r, a, y, ldy);
-  if (r < row_end) rows<kFourBit, 1>(w, r, a, y, ldy);
+  if (w.groups_per_row == 1) {
+    gemm_rows<kFourBit, true>(w, row_begin, row_end, a, y, ldy);
+  } else {
+    gemm_rows<kFourBit, false>(w, row_begin, row_end, a, y, ldy);
+  }
 }
 
 }  // namespace

@@ -64,40 +64,47 @@ void dequant_ref(const PackedWeightView& w, int64_t row_begin, int64_t row_end, 
     for (int64_t k = 0; k < w.k_padded; ++k) out[(r - row_begin) * w.k_padded + k] = weight_at(w, r, k);
 }
 
-void quantize_f32_qd8_ref(const float* x, int64_t k, int64_t k_padded, int64_t group_size, int8_t* q,
-                          float* scale, int32_t* group_sums) {
-  float amax = 0.0f;
-  for (int64_t i = 0; i < k; ++i) amax = std::fmax(amax, std::fabs(x[i]));
-  // Below 1e-30 the reciprocal 127 / amax could overflow; such a row quantizes to zeros.
-  const bool zero = amax < 1e-30f;
-  const float inv = zero ? 0.0f : 127.0f / amax;
-  *scale = zero ? 1.0f : amax / 127.0f;
-  for (int64_t i = 0; i < k_padded; ++i) q[i] = i < k ? int8_t(std::nearbyint(x[i] * inv)) : int8_t(0);
-  const int64_t groups = (k_padded + group_size - 1) / group_size;
-  for (int64_t g = 0; g < groups; ++g) {
+void quantize_f32_qd8_ref(const float* x, int64_t k, int64_t k_padded, int8_t* q, float* scales,
+                          int32_t* block_sums) {
+  for (int64_t b = 0; b < k_padded / kBlock; ++b) {
+    const int64_t begin = b * kBlock, end = begin + kBlock;
+    float amax = 0.0f;
+    for (int64_t i = begin; i < end && i < k; ++i) amax = std::fmax(amax, std::fabs(x[i]));
+    // Below 1e-30 the reciprocal 127 / amax could overflow; such a block quantizes to zeros.
+    const bool zero = amax < 1e-30f;
+    const float inv = zero ? 0.0f : 127.0f / amax;
+    scales[b] = zero ? 1.0f : amax / 127.0f;
     int32_t sum = 0;
-    for (int64_t i = g * group_size; i < k_padded && i < (g + 1) * group_size; ++i) sum += q[i];
-    group_sums[g] = sum;
+    for (int64_t i = begin; i < end; ++i) {
+      q[i] = i < k ? int8_t(std::nearbyint(x[i] * inv)) : int8_t(0);
+      sum += q[i];
+    }
+    block_sums[b] = sum;
   }
 }
 
-// Exact integer group dot products in int64, then the fp32 epilogue.
+// Exact integer block dot products in int64, then the fp32 epilogue.
 void gemm_qd8_ref(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
                   float* y, int64_t ldy) {
+  const int64_t blocks = w.k_padded / kBlock;
   for (int64_t t = 0; t < a.tokens; ++t) {
     const int8_t* q = a.values + t * a.k_padded;
+    const float* act_scales = a.scales + t * blocks;
     for (int64_t r = row_begin; r < row_end; ++r) {
       const uint8_t* row = w.codes + r * w.row_bytes;
       float acc = 0.0f;
       for (int64_t g = 0; g < w.groups_per_row; ++g) {
         const int64_t p = r * w.groups_per_row + g;
         const int64_t zero = int64_t(w.zeros[p]);
-        int64_t dot = 0;
-        for (int64_t k = g * w.group_size; k < w.k_padded && k < (g + 1) * w.group_size; ++k)
-          dot += (int64_t(code_at(w.kind, row, k)) - zero) * q[k];
-        acc += w.scales[p] * float(dot);
+        float group = 0.0f;
+        for (int64_t b = g * w.group_size / kBlock; b < blocks && b < (g + 1) * w.group_size / kBlock; ++b) {
+          int64_t dot = 0;
+          for (int64_t k = b * kBlock; k < (b + 1) * kBlock; ++k) dot += (int64_t(code_at(w.kind, row, k)) - zero) * q[k];
+          group += act_scales[b] * float(dot);
+        }
+        acc += w.scales[p] * group;
       }
-      y[t * ldy + r] = a.scales[t] * acc;
+      y[t * ldy + r] = acc;
     }
   }
 }
