@@ -44,8 +44,11 @@ std::vector<float> random_floats(int64_t n, uint32_t seed, float stddev) {
   return v;
 }
 
-// Random codes and plausible scales/zeros in the given format.
-std::shared_ptr<const PackedWeight> random_packed(const std::string& spec_text, const Shape& s) {
+// Random codes and plausible scales/zeros in the given format ("SPEC:panels": int8 per channel
+// packed in the kQ8P VNNI panels).
+std::shared_ptr<const PackedWeight> random_packed(const std::string& format, const Shape& s) {
+  const bool panels = format.ends_with(":panels");
+  const std::string spec_text = format.substr(0, format.find(':'));
   QuantizedMatrix m;
   m.spec = *parse_format_spec(spec_text);
   m.rows = s.rows;
@@ -58,7 +61,7 @@ std::shared_ptr<const PackedWeight> random_packed(const std::string& spec_text, 
   m.params.assign(size_t(m.layout().param_count()), GroupParams{0.01f, float((max_code + 1) / 2)});
   if (!m.spec.info().integer_grid)
     for (GroupParams& p : m.params) p.zero = 0.0f;
-  return pack_quantized(m);
+  return pack_quantized(m, panels);
 }
 
 struct Operand {
@@ -123,6 +126,7 @@ const Case kCases[] = {
     {"q2g64", "int2g64", false},          {"nf4g64", "nf4", false},
     {"fp8c", "fp8_e4m3", false},          {"qd8_q8c", "int8_sym", true},  // W8A8
     {"qd8_q4g128", "int4g128", true},  // W4A8
+    {"qd8_q8p", "int8_sym:panels", true},  // W8A8, kQ8P panels
 };
 
 // Collects real time per benchmark and prints each as a ratio to f32_blas of the same op/shape.

@@ -112,6 +112,7 @@ GemvF32Fn gemv_for(const KernelTable& t, PackedKind kind) {
     case PackedKind::kQ2: return t.gemv_q2g_f32;
     case PackedKind::kNF4: return t.gemv_nf4g_f32;
     case PackedKind::kFP8: return t.gemv_fp8c_f32;
+    case PackedKind::kQ8P: return t.gemv_q8p_f32;
   }
   return nullptr;
 }
@@ -126,6 +127,7 @@ DequantFn dequant_for(const KernelTable& t, PackedKind kind) {
     case PackedKind::kQ2: return t.dequant_q2g_f32;
     case PackedKind::kNF4: return t.dequant_nf4g_f32;
     case PackedKind::kFP8: return t.dequant_fp8c_f32;
+    case PackedKind::kQ8P: return t.dequant_q8p_f32;
   }
   return nullptr;
 }
@@ -134,6 +136,7 @@ GemmQd8Fn gemm_qd8_for(const KernelTable& t, PackedKind kind) {
   switch (kind) {
     case PackedKind::kQ8: return t.gemm_qd8_q8g_f32;
     case PackedKind::kQ4: return t.gemm_qd8_q4g_f32;
+    case PackedKind::kQ8P: return t.gemm_qd8_q8p_f32;
     default: return nullptr;
   }
 }
@@ -148,6 +151,7 @@ const char* packed_kind_name(PackedKind kind) {
     case PackedKind::kQ2: return "q2g";
     case PackedKind::kNF4: return "nf4g";
     case PackedKind::kFP8: return "fp8c";
+    case PackedKind::kQ8P: return "q8p";
   }
   return "?";
 }

@@ -8,7 +8,9 @@
 //                           group, fp32 out (n = 1 is the decode case)
 //
 // where <weights> is f16 | bf16 | q8g | q4g | q3g | q2g (integer grid, per group; per channel is
-// one group spanning the row) | nf4g | fp8c (E4M3, one scale per row). Layouts: kernel_types.h.
+// one group spanning the row) | nf4g | fp8c (E4M3, one scale per row) | q8p (int8 per channel in
+// VNNI panels; only the qd8 gemm is fast, the other entries are the reference). Layouts:
+// kernel_types.h.
 //
 // Every kernel works on a row range [row_begin, row_end) and is single-threaded; the driver
 // (packed_matmul.cc) splits rows across OpenMP threads. Pointers to unsupported entries are null.
@@ -51,6 +53,7 @@ struct KernelTable {
   GemvF32Fn gemv_q2g_f32 = nullptr;
   GemvF32Fn gemv_nf4g_f32 = nullptr;
   GemvF32Fn gemv_fp8c_f32 = nullptr;
+  GemvF32Fn gemv_q8p_f32 = nullptr;
 
   // Weight-only: tiles for prefill.
   DequantFn dequant_f16_f32 = nullptr;
@@ -61,11 +64,16 @@ struct KernelTable {
   DequantFn dequant_q2g_f32 = nullptr;
   DequantFn dequant_nf4g_f32 = nullptr;
   DequantFn dequant_fp8c_f32 = nullptr;
+  DequantFn dequant_q8p_f32 = nullptr;
 
   // Dynamic int8 activations: W8A8 and W4A8.
   QuantizeQd8Fn quantize_f32_qd8 = nullptr;
   GemmQd8Fn gemm_qd8_q8g_f32 = nullptr;
   GemmQd8Fn gemm_qd8_q4g_f32 = nullptr;
+  GemmQd8Fn gemm_qd8_q8p_f32 = nullptr;
+  // Whether int8 per-channel weights of layers with dynamic int8 activations should be packed as
+  // kQ8P (this table's gemm_qd8_q8p_f32 is fast).
+  bool prefers_q8_panels = false;
 };
 
 // Filled by each ISA's translation unit (only called when the CPU supports that ISA). The AVX2

@@ -21,8 +21,16 @@ namespace lowbit::kernels {
 //                                              | code (j+24) << 6.
 //   kQ3           12 bytes per block: the low two bits of each code as kQ2 (8 bytes), then a
 //                 32-bit little-endian plane whose bit j is bit 2 of code j.
+//   kQ8P          int8 codes in VNNI panels, for dynamic int8 activations (one group per row):
+//                 rows in panels of 16 (the last padded with code 0, scale 0, zero 0); within a
+//                 panel, for each step of 4 inputs, 64 bytes: row i's 4 codes at bytes 4i..4i+3.
+//                 Code (r, k) is at (r / 16) * 16 * k_padded + (k / 4) * 64 + (r % 16) * 4 + k % 4;
+//                 row_bytes = k_padded (per row, as for kQ8).
 // These orders let a vector of 8 or 16 lanes pull whole runs of consecutive codes out of one load
-// with shifts and masks (see avx2/ and avx512/).
+// with shifts and masks (see avx2/ and avx512/); kQ8P lets one vpdpbusd multiply 4 inputs of one
+// token (broadcast) with 16 rows at once, so a 32-input block ends in 16 int32 row sums that need
+// one conversion and one FMA with the block's activation scale (instead of one per 2 blocks of one
+// row).
 //
 // Value of weight (r, k), with g = k / group_size:
 //   integer grids (kQ8 kQ4 kQ3 kQ2):  scales[r, g] * (code - zeros[r, g])   zeros are integers
@@ -31,12 +39,13 @@ namespace lowbit::kernels {
 //   kF16, kBF16:                      the value itself
 inline constexpr int kBlock = 32;
 
-enum class PackedKind : uint8_t { kF16, kBF16, kQ8, kQ4, kQ3, kQ2, kNF4, kFP8 };
-inline constexpr int kPackedKindCount = 8;
+enum class PackedKind : uint8_t { kF16, kBF16, kQ8, kQ4, kQ3, kQ2, kNF4, kFP8, kQ8P };
+inline constexpr int kPackedKindCount = 9;
+inline constexpr int kPanelRows = 16;  // kQ8P
 
 struct PackedWeightView {
   PackedKind kind = PackedKind::kQ8;
-  int64_t rows = 0;            // out_features
+  int64_t rows = 0;            // out_features (kQ8P: the codes hold whole panels beyond it)
   int64_t cols = 0;            // in_features (K)
   int64_t k_padded = 0;        // cols rounded up to kBlock
   int64_t row_bytes = 0;       // bytes of codes per row (k_padded / kBlock blocks)

@@ -17,6 +17,7 @@ int64_t block_bytes(PackedKind kind) {
     case PackedKind::kF16:
     case PackedKind::kBF16: return 2 * kBlock;
     case PackedKind::kQ8:
+    case PackedKind::kQ8P:
     case PackedKind::kFP8: return kBlock;
     case PackedKind::kQ4:
     case PackedKind::kNF4: return kBlock / 2;
@@ -96,7 +97,39 @@ uint64_t PackedWeight::bytes() const {
   return codes.size() + (scales.size() + zeros.size()) * sizeof(float);
 }
 
-std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m) {
+namespace {
+
+// kQ8P (kernel_types.h): int8 codes in panels of 16 rows x 4 inputs; scales and zeros padded to
+// whole panels with zeros, so the padding rows compute 0.
+std::shared_ptr<const PackedWeight> pack_q8_panels(const QuantizedMatrix& m) {
+  auto p = std::make_shared<PackedWeight>();
+  p->kind = PackedKind::kQ8P;
+  p->rows = m.rows;
+  p->cols = m.cols;
+  p->k_padded = round_up(m.cols, kBlock);
+  p->row_bytes = p->k_padded;
+  p->group_size = p->k_padded;
+  p->groups_per_row = 1;
+  p->source = &m;
+  const int64_t padded_rows = round_up(m.rows, kPanelRows);
+  p->codes.assign(size_t(padded_rows * p->k_padded), 0);
+  p->scales.assign(size_t(padded_rows), 0.0f);
+  p->zeros.assign(size_t(padded_rows), 0.0f);
+  const GroupLayout layout = m.layout();
+#pragma omp parallel for schedule(static) if (m.rows * m.cols > (1 << 20))
+  for (int64_t r = 0; r < m.rows; ++r) {
+    const GroupParams& gp = m.params[size_t(layout.param_index(r, 0))];
+    p->scales[size_t(r)] = gp.scale;
+    p->zeros[size_t(r)] = gp.zero;
+    uint8_t* panel = p->codes.data() + r / kPanelRows * kPanelRows * p->k_padded + r % kPanelRows * 4;
+    for (int64_t k = 0; k < m.cols; ++k) panel[k / 4 * 64 + k % 4] = m.codes[size_t(r * m.cols + k)];
+  }
+  return p;
+}
+
+}  // namespace
+
+std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m, bool q8_panels) {
   PackedKind kind;
   if (!kind_of(m.spec.id, &kind) || m.rows <= 0 || m.cols <= 0) return nullptr;
   const GroupLayout layout = m.layout();
@@ -104,6 +137,7 @@ std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m) {
   if (grouped && layout.group_size % kBlock != 0) return nullptr;
   for (size_t c = 0; c < m.g_idx.size(); ++c)
     if (m.g_idx[c] != int32_t(int64_t(c) / layout.group_size)) return nullptr;  // act-order: scattered groups
+  if (q8_panels && kind == PackedKind::kQ8 && !grouped) return pack_q8_panels(m);
 
   auto p = std::make_shared<PackedWeight>(empty_packed(kind, m.rows, m.cols));
   p->source = &m;
@@ -148,7 +182,8 @@ std::shared_ptr<const PackedWeight> pack_dense(const float* weight, int64_t rows
 }
 
 bool supports_qd8(const PackedWeight& w) {
-  return (w.kind == PackedKind::kQ8 || w.kind == PackedKind::kQ4) && w.k_padded <= 65536;
+  return (w.kind == PackedKind::kQ8 || w.kind == PackedKind::kQ4 || w.kind == PackedKind::kQ8P) &&
+         w.k_padded <= 65536;
 }
 
 bool supports_qd8_format(const FormatSpec& spec) {

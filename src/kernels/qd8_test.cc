@@ -86,10 +86,11 @@ double exactness_bound(const QuantizedMatrix& m, const Activations& a) {
 }
 
 void expect_exact(const std::string& spec, int64_t rows, int64_t cols, int64_t tokens, int limit, std::mt19937& rng,
-                  int min_exponent = -4, int max_exponent = -2) {
+                  int min_exponent = -4, int max_exponent = -2, bool panels = false) {
   const QuantizedMatrix m = exact_matrix(spec, rows, cols, rng);
-  auto p = pack_quantized(m);
+  auto p = pack_quantized(m, panels);
   ASSERT_NE(p, nullptr);
+  ASSERT_EQ(p->kind == PackedKind::kQ8P, panels);
   ASSERT_TRUE(supports_qd8(*p));
   const Activations a = random_activations(tokens, cols, *p, limit, rng, min_exponent, max_exponent);
   ASSERT_LT(exactness_bound(m, a), 0x1p23) << "test parameters break the exactness precondition";
@@ -115,6 +116,30 @@ TEST(GemmQd8, IntegerDotProductsExactEdgeShapes) {
           // Full-range activations for 4-bit codes; 8-bit codes at full range are covered by
           // SaturationExtremesExact, here |q| <= 4 keeps K = 200 within the precondition.
           expect_exact(spec, rows, cols, tokens, spec[3] == '4' ? 127 : 4, rng);
+}
+
+// kQ8P (int8 per channel in 16-row VNNI panels): row counts around the panel size, ranges that
+// start and end inside a panel (expect_exact splits the rows in two calls at rows / 2).
+TEST(GemmQd8, PanelLayoutExactEdgeShapes) {
+  std::mt19937 rng(3);
+  for (const char* spec : {"int8", "int8_sym", "int8_tensor"})
+    for (int64_t cols : {1, 31, 32, 33, 172, 200})
+      for (int64_t rows : {1, 3, 15, 16, 17, 33, 70})
+        for (int64_t tokens : {1, 2, 5, 6, 7, 13}) expect_exact(spec, rows, cols, tokens, 4, rng, -4, -2, true);
+  expect_exact("int8", 40, 4096, 7, 1, rng, -3, -3, true);
+}
+
+TEST(GemmQd8, PanelLayoutUnpacksToTheCanonicalValues) {
+  for (const char* spec : {"int8", "int8_sym"}) {
+    const QuantizedMatrix m = testing::random_matrix(spec, 21, 70, 9);
+    auto p = pack_quantized(m, true);
+    ASSERT_EQ(p->kind, PackedKind::kQ8P);
+    EXPECT_EQ(unpack_reference(*p), dequantize(m)) << spec;
+    EXPECT_EQ(p->codes.size(), size_t(32 * 96));  // 2 panels of 16 rows x 96 padded inputs
+  }
+  // Grouped int8 and int4 keep their usual layouts.
+  EXPECT_EQ(pack_quantized(testing::random_matrix("int8g32", 4, 64, 1), true)->kind, PackedKind::kQ8);
+  EXPECT_EQ(pack_quantized(testing::random_matrix("int4", 4, 64, 1), true)->kind, PackedKind::kQ4);
 }
 
 TEST(GemmQd8, IntegerDotProductsExactLlmWidths) {
@@ -193,10 +218,12 @@ TEST(QuantizeQd8, EveryIsaMatchesReferenceExactly) {
 TEST(MatmulQd8, RealisticDataWithinDerivedTolerance) {
   uint32_t seed = 500;
   for (Isa isa : supported_isas()) {
-    for (const char* spec : {"int8_sym", "int8", "int4g128", "int4g32_sym", "int4"}) {
+    for (const char* spec : {"int8_sym", "int8", "int4g128", "int4g32_sym", "int4", "int8_sym panels"}) {
       for (const testing::Shape s : {testing::Shape{48, 4096}, testing::Shape{19, 172}}) {
-        const QuantizedMatrix m = testing::random_matrix(spec, s.rows, s.cols, seed++);
-        auto p = pack_quantized(m);
+        const std::string name(spec);
+        const bool panels = name.ends_with(" panels");
+        const QuantizedMatrix m = testing::random_matrix(name.substr(0, name.find(' ')), s.rows, s.cols, seed++);
+        auto p = pack_quantized(m, panels);
         const std::vector<float> w = dequantize(m);
         for (int64_t n : {1, 6}) {
           const std::vector<float> x = random_values(n * s.cols, seed++);

@@ -16,7 +16,10 @@ std::vector<float> weight_values(const Linear& layer) {
 }
 
 void prepare_linear(Linear& layer) {
-  layer.packed = layer.is_quantized() ? kernels::pack_quantized(*layer.quantized) : nullptr;
+  // Int8 per-channel weights of a layer with dynamic int8 activations go into VNNI panels where
+  // the kernels prefer them (they then run only the W8A8 kernels).
+  const bool panels = layer.dynamic_int8_activations && kernels::kernels().prefers_q8_panels;
+  layer.packed = layer.is_quantized() ? kernels::pack_quantized(*layer.quantized, panels) : nullptr;
 }
 
 void prepare_linears(std::vector<LayerWeights>& layers, Linear& head) {

@@ -138,12 +138,96 @@ void gemm_qd8(const PackedWeightView& w, int64_t row_begin, int64_t row_end, con
   }
 }
 
+// kQ8P (kernel_types.h): NP panels of 16 rows from panel p0 against NT tokens from t0. Per
+// 32-input block, 8 vpdpbusd steps (4 inputs of one token broadcast against 16 rows' codes)
+// accumulate 16 row sums per (panel, token) in int32, |sum| <= 32 * 255 * 127; then one
+// conversion and one FMA with the token's block scale. Rows outside [row_begin, row_end) are
+// computed but not stored (a range may start or end inside a panel).
+template <int NP, int NT>
+void panel_tile(const PackedWeightView& w, int64_t p0, int64_t t0, const QuantizedActivationsView& a, float* y,
+                int64_t ldy, int64_t row_begin, int64_t row_end) {
+  const int64_t blocks = w.k_padded / kBlock, panel_bytes = kPanelRows * w.k_padded;
+  const uint8_t* panel[NP];
+  for (int p = 0; p < NP; ++p) panel[p] = w.codes + (p0 + p) * panel_bytes;
+  const int8_t* act[NT];
+  const float* act_scales[NT];
+  for (int t = 0; t < NT; ++t) {
+    act[t] = a.values + (t0 + t) * a.k_padded;
+    act_scales[t] = a.scales + (t0 + t) * blocks;
+  }
+  __m512 facc[NP][NT];
+  for (int p = 0; p < NP; ++p)
+    for (int t = 0; t < NT; ++t) facc[p][t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    __m512i iacc[NP][NT];
+    for (int p = 0; p < NP; ++p)
+      for (int t = 0; t < NT; ++t) iacc[p][t] = _mm512_setzero_si512();
+    for (int64_t step = b * (kBlock / 4); step < (b + 1) * (kBlock / 4); ++step) {
+      __m512i codes[NP];
+      for (int p = 0; p < NP; ++p) {
+        _mm_prefetch(reinterpret_cast<const char*>(panel[p] + step * 64 + 2048), _MM_HINT_T0);
+        codes[p] = _mm512_loadu_si512(panel[p] + step * 64);
+      }
+      for (int t = 0; t < NT; ++t) {
+        int32_t four;
+        __builtin_memcpy(&four, act[t] + step * 4, 4);
+        const __m512i av = _mm512_set1_epi32(four);
+        for (int p = 0; p < NP; ++p) iacc[p][t] = _mm512_dpbusd_epi32(iacc[p][t], codes[p], av);
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      const __m512 scale = _mm512_set1_ps(act_scales[t][b]);
+      for (int p = 0; p < NP; ++p) facc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[p][t]), scale, facc[p][t]);
+    }
+  }
+  for (int p = 0; p < NP; ++p) {
+    const int64_t r0 = (p0 + p) * kPanelRows;
+    uint32_t in_range = 0;
+    for (int i = 0; i < kPanelRows; ++i) in_range |= uint32_t(r0 + i >= row_begin && r0 + i < row_end) << i;
+    const __m512 scale = _mm512_loadu_ps(w.scales + r0), zero = _mm512_loadu_ps(w.zeros + r0);
+    for (int t = 0; t < NT; ++t) {
+      const __m512 correction = _mm512_set1_ps(a.group_corrections[(t0 + t) * a.groups]);
+      const __m512 out = _mm512_mul_ps(scale, _mm512_fnmadd_ps(zero, correction, facc[p][t]));
+      _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, __mmask16(in_range), out);
+    }
+  }
+}
+
+template <int NP>
+void panel_tokens(const PackedWeightView& w, int64_t p0, const QuantizedActivationsView& a, float* y, int64_t ldy,
+                  int64_t row_begin, int64_t row_end) {
+  int64_t t = 0;
+  for (; t + 6 <= a.tokens; t += 6) panel_tile<NP, 6>(w, p0, t, a, y, ldy, row_begin, row_end);
+  switch (a.tokens - t) {
+    case 5: panel_tile<NP, 5>(w, p0, t, a, y, ldy, row_begin, row_end); break;
+    case 4: panel_tile<NP, 4>(w, p0, t, a, y, ldy, row_begin, row_end); break;
+    case 3: panel_tile<NP, 3>(w, p0, t, a, y, ldy, row_begin, row_end); break;
+    case 2: panel_tile<NP, 2>(w, p0, t, a, y, ldy, row_begin, row_end); break;
+    case 1: panel_tile<NP, 1>(w, p0, t, a, y, ldy, row_begin, row_end); break;
+    default: break;
+  }
+}
+
+// 2 panels x 6 tokens for prefill (12 int32 + 12 fp32 accumulators), 4 panels for one token
+// (decode: four contiguous streams of 1 KiB per block step).
+void gemm_qd8_q8p(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
+                  float* y, int64_t ldy) {
+  int64_t p = row_begin / kPanelRows;
+  const int64_t end = (row_end + kPanelRows - 1) / kPanelRows;
+  if (a.tokens == 1)
+    for (; p + 4 <= end; p += 4) panel_tile<4, 1>(w, p, 0, a, y, ldy, row_begin, row_end);
+  for (; p + 2 <= end; p += 2) panel_tokens<2>(w, p, a, y, ldy, row_begin, row_end);
+  if (p < end) panel_tokens<1>(w, p, a, y, ldy, row_begin, row_end);
+}
+
 }  // namespace
 
 void fill_avx512_vnni_kernels(KernelTable& t) {
   t.name = "avx512_vnni";
   t.gemm_qd8_q8g_f32 = gemm_qd8<false>;
   t.gemm_qd8_q4g_f32 = gemm_qd8<true>;
+  t.gemm_qd8_q8p_f32 = gemm_qd8_q8p;
+  t.prefers_q8_panels = true;
 }
 
 }  // namespace lowbit::kernels

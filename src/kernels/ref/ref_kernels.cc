@@ -12,12 +12,17 @@ namespace lowbit::kernels {
 
 namespace {
 
-// Code of weight k within a row (k < k_padded), undoing the block layouts of kernel_types.h.
-uint32_t code_at(PackedKind kind, const uint8_t* row, int64_t k) {
+// Code of weight (r, k) (k < k_padded), undoing the layouts of kernel_types.h.
+uint32_t code_at(const PackedWeightView& w, int64_t r, int64_t k) {
+  if (w.kind == PackedKind::kQ8P)
+    return w.codes[r / kPanelRows * kPanelRows * w.k_padded + k / 4 * 64 + r % kPanelRows * 4 + k % 4];
+  const PackedKind kind = w.kind;
+  const uint8_t* row = w.codes + r * w.row_bytes;
   const int64_t block = k / kBlock;
   const int j = int(k % kBlock);
   switch (kind) {
     case PackedKind::kQ8:
+    case PackedKind::kQ8P:
     case PackedKind::kFP8: return row[k];
     case PackedKind::kQ4:
     case PackedKind::kNF4: {
@@ -39,8 +44,7 @@ uint32_t code_at(PackedKind kind, const uint8_t* row, int64_t k) {
 
 // Value of weight (r, k): the one fp32 multiply of formats/ decode_value().
 float weight_at(const PackedWeightView& w, int64_t r, int64_t k) {
-  const uint8_t* row = w.codes + r * w.row_bytes;
-  const uint32_t code = code_at(w.kind, row, k);
+  const uint32_t code = code_at(w, r, k);
   const int64_t p = r * w.groups_per_row + k / w.group_size;
   switch (w.kind) {
     case PackedKind::kF16: return fp16_to_f32(uint16_t(code));
@@ -91,7 +95,6 @@ void gemm_qd8_ref(const PackedWeightView& w, int64_t row_begin, int64_t row_end,
     const int8_t* q = a.values + t * a.k_padded;
     const float* act_scales = a.scales + t * blocks;
     for (int64_t r = row_begin; r < row_end; ++r) {
-      const uint8_t* row = w.codes + r * w.row_bytes;
       float acc = 0.0f;
       for (int64_t g = 0; g < w.groups_per_row; ++g) {
         const int64_t p = r * w.groups_per_row + g;
@@ -99,7 +102,7 @@ void gemm_qd8_ref(const PackedWeightView& w, int64_t row_begin, int64_t row_end,
         float group = 0.0f;
         for (int64_t b = g * w.group_size / kBlock; b < blocks && b < (g + 1) * w.group_size / kBlock; ++b) {
           int64_t dot = 0;
-          for (int64_t k = b * kBlock; k < (b + 1) * kBlock; ++k) dot += (int64_t(code_at(w.kind, row, k)) - zero) * q[k];
+          for (int64_t k = b * kBlock; k < (b + 1) * kBlock; ++k) dot += (int64_t(code_at(w, r, k)) - zero) * q[k];
           group += act_scales[b] * float(dot);
         }
         acc += w.scales[p] * group;
@@ -115,11 +118,11 @@ void fill_ref_kernels(KernelTable& t) {
   t.isa = Isa::kRef;
   t.name = "ref";
   t.gemv_f16_f32 = t.gemv_bf16_f32 = t.gemv_q8g_f32 = t.gemv_q4g_f32 = t.gemv_q3g_f32 = t.gemv_q2g_f32 =
-      t.gemv_nf4g_f32 = t.gemv_fp8c_f32 = gemv_ref;
+      t.gemv_nf4g_f32 = t.gemv_fp8c_f32 = t.gemv_q8p_f32 = gemv_ref;
   t.dequant_f16_f32 = t.dequant_bf16_f32 = t.dequant_q8g_f32 = t.dequant_q4g_f32 = t.dequant_q3g_f32 =
-      t.dequant_q2g_f32 = t.dequant_nf4g_f32 = t.dequant_fp8c_f32 = dequant_ref;
+      t.dequant_q2g_f32 = t.dequant_nf4g_f32 = t.dequant_fp8c_f32 = t.dequant_q8p_f32 = dequant_ref;
   t.quantize_f32_qd8 = quantize_f32_qd8_ref;
-  t.gemm_qd8_q8g_f32 = t.gemm_qd8_q4g_f32 = gemm_qd8_ref;
+  t.gemm_qd8_q8g_f32 = t.gemm_qd8_q4g_f32 = t.gemm_qd8_q8p_f32 = gemm_qd8_ref;
 }
 
 }  // namespace lowbit::kernels
