@@ -198,7 +198,10 @@ json bench_model(const std::string& path, const BenchOptions& o) {
     // --int8-activations switches on the W8A8 / W4A8 kernels where the weight has one; a
     // dynamically quantized checkpoint (--method dynamic) has its layers switched on already.
     const kernels::PackedWeight* p = active_packed(*l);
-    if (o.int8_activations && p != nullptr && kernels::supports_qd8(*p)) l->dynamic_int8_activations = true;
+    if (o.int8_activations && p != nullptr && kernels::supports_qd8(*p) && !l->dynamic_int8_activations) {
+      l->dynamic_int8_activations = true;
+      prepare_linear(*l);  // int8 per channel is repacked in the W8A8 panel layout where preferred
+    }
     if (o.dense != "f32") pack_dense_linear(*l, o.dense == "f16" ? kernels::PackedKind::kF16 : kernels::PackedKind::kBF16);
   }
 

@@ -122,7 +122,10 @@ std::shared_ptr<const PackedWeight> pack_q8_panels(const QuantizedMatrix& m) {
     p->scales[size_t(r)] = gp.scale;
     p->zeros[size_t(r)] = gp.zero;
     uint8_t* panel = p->codes.data() + r / kPanelRows * kPanelRows * p->k_padded + r % kPanelRows * 4;
-    for (int64_t k = 0; k < m.cols; ++k) panel[k / 4 * 64 + k % 4] = m.codes[size_t(r * m.cols + k)];
+    const uint8_t* row = m.codes.data() + r * m.cols;
+    int64_t k = 0;
+    for (; k + 4 <= m.cols; k += 4) std::memcpy(panel + k / 4 * 64, row + k, 4);
+    for (; k < m.cols; ++k) panel[k / 4 * 64 + k % 4] = row[k];
   }
   return p;
 }

@@ -90,7 +90,11 @@ void Session::attention(int layer, int n, int start) {
         float max_score = -INFINITY;
         for (int p = 0; p <= pos; ++p) {
           const float* k = keys + size_t(p) * kv_dim + size_t(kvh) * hd;
+          // The reduction is vectorized with one partial sum per SIMD lane (without the pragma, and
+          // with no -ffast-math, the compiler keeps one serial sum: a quarter of W8A8 prefill time
+          // on TinyLlama's shape).
           float dot = 0;
+#pragma omp simd reduction(+ : dot)
           for (int i = 0; i < hd; ++i) dot += q[i] * k[i];
           scores[size_t(p)] = dot * scale;
           max_score = std::max(max_score, scores[size_t(p)]);
