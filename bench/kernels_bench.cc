@@ -123,7 +123,8 @@ const Case kCases[] = {
     {"f32_blas", "f32", false},           {"f16", "f16", false},
     {"bf16", "bf16", false},              {"q8c", "int8_sym", false},
     {"q4g128", "int4g128", false},        {"q3g128", "int3g128", false},
-    {"q2g64", "int2g64", false},          {"nf4g64", "nf4", false},
+    {"q2g64", "int2g64", false},          {"q2g128", "int2g128", false},
+    {"nf4g64", "nf4", false},
     {"fp8c", "fp8_e4m3", false},          {"qd8_q8c", "int8_sym", true},  // W8A8
     {"qd8_q4g128", "int4g128", true},  // W4A8
     {"qd8_q8p", "int8_sym:panels", true},  // W8A8, kQ8P panels

@@ -84,16 +84,18 @@ TEST_F(SpeedCli, BenchJsonHasOneObjectPerModelWithTheDocumentedKeys) {
   ASSERT_EQ(j.size(), 2u);
   for (const auto& m : j) {
     for (const char* key : {"model", "prefill_tokens_per_s", "decode_tokens_per_s", "weight_bytes", "peak_rss_bytes",
-                            "roof_tokens_per_s"})
+                            "roof_tokens_per_s", "decode_cpu_utilization"})
       EXPECT_TRUE(m.contains(key)) << key << " in " << m.dump();
     EXPECT_GT(m["prefill_tokens_per_s"].get<double>(), 0.0);
     EXPECT_GT(m["decode_tokens_per_s"].get<double>(), 0.0);
     EXPECT_GT(m["roof_tokens_per_s"].get<double>(), 0.0);
     EXPECT_GT(m["peak_rss_bytes"].get<double>(), 0.0);
   }
-  // int8 weights are about a quarter of the fp32 bytes (plus scales).
+  // int8 layer weights are about a quarter of their fp32 bytes (plus scales and the padding of
+  // rows to 32 inputs and of W8A8 panels to 16 rows); the fp32 embedding and the tied fp32 head
+  // (2 x 76,800 bytes of this model's ~517,000) are the same in both.
   const double fp = j[0]["weight_bytes"].get<double>(), q8 = j[1]["weight_bytes"].get<double>();
-  EXPECT_LT(q8, 0.5 * fp);
+  EXPECT_LT(q8, 0.55 * fp);
   EXPECT_NE(j[1]["decode_path"].get<std::string>().find("qd8"), std::string::npos) << j[1].dump();
 }
 

@@ -15,6 +15,8 @@
 // the weights read per token, divided by the threads and by the measured decode time per token.
 // Decode overlaps this work with memory stalls, so it is the share of the threads' time spent
 // unpacking, not time it adds.
+// CPU utilization while decoding (process CPU time / wall time / threads) says whether a low
+// figure was the kernels or the machine: on a shared machine other processes take the cores.
 #include <cblas.h>
 #include <omp.h>
 #include <sys/resource.h>
@@ -49,6 +51,13 @@ struct BenchOptions {
 };
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// CPU seconds this process has used (all threads, user + system).
+double cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -245,14 +254,18 @@ json bench_model(const std::string& path, const BenchOptions& o) {
   forward(std::span<const int>(prompt).first(std::min<size_t>(16, prompt.size())));
   forward(std::span<const int>(next).first(1));
   std::vector<double> prefill, decode;
+  double decode_wall = 0, decode_cpu = 0;
   for (int r = 0; r < o.repeats; ++r) {
     session.reset();
     const double t0 = now();
     forward(prompt);
     prefill.push_back(double(o.prompt_tokens) / (now() - t0));
-    const double t1 = now();
+    const double t1 = now(), c1 = cpu_seconds();
     for (int i = 0; i < o.decode_tokens; ++i) forward(std::span<const int>(next).subspan(size_t(i), 1));
-    decode.push_back(double(o.decode_tokens) / (now() - t1));
+    const double wall = now() - t1;
+    decode_cpu += cpu_seconds() - c1;
+    decode_wall += wall;
+    decode.push_back(double(o.decode_tokens) / wall);
   }
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
@@ -277,7 +290,10 @@ json bench_model(const std::string& path, const BenchOptions& o) {
             {"linear_weight_bytes", linear_total},
             {"bytes_per_token", bytes_per_token},
             {"peak_rss_bytes", int64_t(usage.ru_maxrss) * 1024},
-            {"dequant_share", nullptr}};
+            {"dequant_share", nullptr},
+            // CPU time over wall time x threads while decoding: below 1 when the threads were off
+            // the CPU (neighbours on a shared machine, or waiting between parallel regions).
+            {"decode_cpu_utilization", decode_cpu / (decode_wall * threads)}};
   if (weight_only_kernels) r["dequant_share"] = dequant_seconds / threads * decode_tps;
   return r;
 }
@@ -296,20 +312,23 @@ void print_table(const std::vector<json>& rows) {
   std::printf("bandwidth: read, summed over %s with 4 prefetched streams per thread, best of 5, probed before\n"
               "           and after each model (the better of the two sets its roof; shown as GB/s below)\n",
               human_bytes(rows[0]["bandwidth_buffer_bytes"].get<double>()).c_str());
-  std::printf("protocol:  prefill = one %d-token prompt, decode = %d single-token steps after it; median of %d; random ids\n\n",
+  std::printf("protocol:  prefill = one %d-token prompt, decode = %d single-token steps after it; median of %d; random ids\n",
               rows[0]["prompt_tokens"].get<int>(), rows[0]["decode_tokens"].get<int>(), rows[0]["repeats"].get<int>());
-  std::printf("%-28s %-12s %-22s %10s %9s %9s %6s %9s %7s %7s %8s %10s\n", "model", "format", "decode kernel",
-              "weights", "prefill/s", "decode/s", "GB/s", "roof/s", "% roof", "dequant", "vs first", "peak RSS");
+  std::printf("cpu:       CPU time / (wall time x threads) while decoding; well below 100%% means the threads were\n"
+              "           off the CPU (other processes on a shared machine), so decode and roof figures are low\n\n");
+  std::printf("%-28s %-12s %-22s %10s %9s %9s %6s %9s %7s %7s %7s %8s %10s\n", "model", "format", "decode kernel",
+              "weights", "prefill/s", "decode/s", "GB/s", "roof/s", "% roof", "dequant", "cpu", "vs first", "peak RSS");
   const double first = rows[0]["decode_tokens_per_s"].get<double>();
   for (const json& r : rows) {
     std::string name = r["model"].get<std::string>();
     if (name.size() > 28) name = "…" + name.substr(name.size() - 27);
     const double decode = r["decode_tokens_per_s"].get<double>(), roof = r["roof_tokens_per_s"].get<double>();
     const std::string dequant = r["dequant_share"].is_null() ? "-" : fmt::format("{:.0f}%", 100 * r["dequant_share"].get<double>());
-    std::printf("%-28s %-12s %-22s %10s %9.1f %9.2f %6.1f %9.2f %6.0f%% %7s %7.2fx %10s\n", name.c_str(),
+    std::printf("%-28s %-12s %-22s %10s %9.1f %9.2f %6.1f %9.2f %6.0f%% %7s %6.0f%% %7.2fx %10s\n", name.c_str(),
                 r["format"].get<std::string>().c_str(), r["decode_path"].get<std::string>().c_str(),
                 human_bytes(r["weight_bytes"].get<double>()).c_str(), r["prefill_tokens_per_s"].get<double>(), decode,
-                r["bandwidth_bytes_per_s"].get<double>() / 1e9, roof, 100 * decode / roof, dequant.c_str(), decode / first,
+                r["bandwidth_bytes_per_s"].get<double>() / 1e9, roof, 100 * decode / roof, dequant.c_str(),
+                100 * r["decode_cpu_utilization"].get<double>(), decode / first,
                 human_bytes(r["peak_rss_bytes"].get<double>()).c_str());
   }
 }

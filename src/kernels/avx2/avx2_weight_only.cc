@@ -156,22 +156,22 @@ inline __m256i zero_point(const PackedWeightView& w, int64_t p) {
 // Prefetch distance within each row (see avx512/avx512_weight_only.cc).
 constexpr int64_t kPrefetchBytes = 2048;
 
-// MR rows at once: MR independent memory streams that share each load of x. Per group: the
-// decoded weights times x summed over its blocks, then one multiply by the group's scale.
+// MR rows (r0 + i * stride) at once, sharing each load of x. Per group: the decoded weights times
+// x summed over its blocks, then one multiply by the group's scale.
 template <class D, int MR>
-void gemv_rows(const PackedWeightView& w, int64_t r0, const float* x, float* y) {
+void gemv_rows(const PackedWeightView& w, int64_t r0, int64_t stride, const float* x, float* y) {
   const int64_t blocks = w.k_padded / kBlock, per_group = w.group_size / kBlock;
   const uint8_t* row[MR];
   __m256 acc[MR];
   for (int i = 0; i < MR; ++i) {
-    row[i] = w.codes + (r0 + i) * w.row_bytes;
+    row[i] = w.codes + (r0 + i * stride) * w.row_bytes;
     acc[i] = _mm256_setzero_ps();
   }
   for (int64_t g = 0, b = 0; g < w.groups_per_row; ++g) {
     __m256i zero[MR];
     __m256 s0[MR], s1[MR];
     for (int i = 0; i < MR; ++i) {
-      zero[i] = zero_point(w, (r0 + i) * w.groups_per_row + g);
+      zero[i] = zero_point(w, (r0 + i * stride) * w.groups_per_row + g);
       s0[i] = s1[i] = _mm256_setzero_ps();
     }
     for (const int64_t end = b + per_group < blocks ? b + per_group : blocks; b < end; ++b) {
@@ -190,18 +190,21 @@ void gemv_rows(const PackedWeightView& w, int64_t r0, const float* x, float* y) 
     for (int i = 0; i < MR; ++i) {
       const __m256 sum = _mm256_add_ps(s0[i], s1[i]);
       // kScaleFactor is a power of two: folding it into the scale is exact.
-      const float scale = D::kScaled ? w.scales[(r0 + i) * w.groups_per_row + g] * D::kScaleFactor : 1.0f;
+      const int64_t p = (r0 + i * stride) * w.groups_per_row + g;
+      const float scale = D::kScaled ? w.scales[p] * D::kScaleFactor : 1.0f;
       acc[i] = D::kScaled ? _mm256_fmadd_ps(sum, _mm256_set1_ps(scale), acc[i]) : _mm256_add_ps(acc[i], sum);
     }
   }
-  for (int i = 0; i < MR; ++i) y[r0 + i] = hsum(acc[i]);
+  for (int i = 0; i < MR; ++i) y[r0 + i * stride] = hsum(acc[i]);
 }
 
 template <class D>
 void gemv(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const float* x, float* y) {
-  int64_t r = row_begin;
-  for (; r + 2 <= row_end; r += 2) gemv_rows<D, 2>(w, r, x, y);
-  for (; r < row_end; ++r) gemv_rows<D, 1>(w, r, x, y);
+  // Rows in 2 streams from the two halves of the range (see for_row_streams in
+  // avx512/avx512_weight_only.cc: adjacent rows would be one stream).
+  const int64_t half = (row_end - row_begin) / 2;
+  for (int64_t r = row_begin; r < row_begin + half; ++r) gemv_rows<D, 2>(w, r, half, x, y);
+  for (int64_t r = row_begin + 2 * half; r < row_end; ++r) gemv_rows<D, 1>(w, r, 1, x, y);
 }
 
 template <class D>

@@ -1,9 +1,13 @@
 // AVX-512 (F/BW/VL/DQ) weight-only kernels: each 32-weight block is decoded in registers into two
 // vectors of 16 fp32 values, then multiplied with exact fp32 activations (gemv) or stored
 // (dequant). Same layouts as avx2/avx2_weight_only.cc at twice the width, but codes of up to 4
-// bits (int4/3/2, nf4) are decoded by one 16-entry vpermps. Scalar definition:
-// ref/ref_kernels.cc. Layouts: kernel_types.h.
+// bits (int4/3/2, nf4) are decoded by one 16-entry vpermps. The decode (gemv) fast paths for
+// int4/3/2 in groups of 128 decode 128 weights per load of codes, and int8 folds its zero point
+// out (see "Decode fast paths" below). Scalar definition: ref/ref_kernels.cc. Layouts:
+// kernel_types.h.
 #include <immintrin.h>
+
+#include <cstdint>
 
 #include "formats/nf4.h"  // only the constant level table is used here
 #include "kernels/kernel_table.h"
@@ -154,27 +158,43 @@ struct BF16 {
   }
 };
 
-// Prefetch distance within each row: one sequential stream per core reaches only about 60% of
-// the read bandwidth on the machines measured (docs/results.md); several rows in flight, each
-// prefetched ahead, get close to all of it.
-constexpr int64_t kPrefetchBytes = 2048;
+// Prefetch distance within each stream. One sequential stream per core reaches only about 60% of
+// the read bandwidth on the machines measured (docs/results.md); the gemv kernels keep 4 rows in
+// flight from 4 separate quarters of their row range (4 streams, each prefetched ahead). Measured
+// on TinyLlama shapes at 2 threads: 512-1024 bytes best for int4, 1024-4096 for int8, 2048+ and
+// no prefetch worse.
+constexpr int64_t kPrefetchBytes = 1024;
 
-// MR rows at once: MR independent memory streams that share each load of x. Per group: the
-// decoded weights times x summed over its blocks, then one multiply by the group's scale.
+// Rows in MR streams: [row_begin, row_end) splits into MR equal parts and pass p takes row p of
+// each part (rows r, r + part, r + 2 part, ...), so each row in flight walks its own contiguous
+// part of the weight: MR sequential streams per core, as the bandwidth probe reads. (MR adjacent
+// rows are one stream: with 1 KiB rows the prefetch ahead of row i lands in row i + 1, which is
+// being read already; on TinyLlama shapes int8 decode went from 41% to 75-82% of the probed
+// bandwidth with this order.) The rows left over go one at a time: many(r0, stride) does MR rows,
+// one(r) a single row.
+template <int MR, class Many, class One>
+inline void for_row_streams(int64_t row_begin, int64_t row_end, Many many, One one) {
+  const int64_t part = (row_end - row_begin) / MR;
+  for (int64_t r = row_begin; r < row_begin + part; ++r) many(r, part);
+  for (int64_t r = row_begin + MR * part; r < row_end; ++r) one(r);
+}
+
+// MR rows (r0 + i * stride) at once, sharing each load of x. Per group: the decoded weights times
+// x summed over its blocks, then one multiply by the group's scale.
 template <class D, int MR>
-void gemv_rows(const PackedWeightView& w, int64_t r0, const float* x, float* y) {
+void gemv_rows(const PackedWeightView& w, int64_t r0, int64_t stride, const float* x, float* y) {
   const int64_t blocks = w.k_padded / kBlock, per_group = w.group_size / kBlock;
   const uint8_t* row[MR];
   __m512 acc[MR];
   for (int i = 0; i < MR; ++i) {
-    row[i] = w.codes + (r0 + i) * w.row_bytes;
+    row[i] = w.codes + (r0 + i * stride) * w.row_bytes;
     acc[i] = _mm512_setzero_ps();
   }
   for (int64_t g = 0, b = 0; g < w.groups_per_row; ++g) {
     typename D::Param param[MR];
     __m512 s0[MR], s1[MR];
     for (int i = 0; i < MR; ++i) {
-      param[i] = D::param(w, (r0 + i) * w.groups_per_row + g);
+      param[i] = D::param(w, (r0 + i * stride) * w.groups_per_row + g);
       s0[i] = s1[i] = _mm512_setzero_ps();
     }
     for (const int64_t end = b + per_group < blocks ? b + per_group : blocks; b < end; ++b) {
@@ -191,18 +211,289 @@ void gemv_rows(const PackedWeightView& w, int64_t r0, const float* x, float* y) 
     for (int i = 0; i < MR; ++i) {
       const __m512 sum = _mm512_add_ps(s0[i], s1[i]);
       // kScaleFactor is a power of two: folding it into the scale is exact.
-      const float scale = D::kScaled ? w.scales[(r0 + i) * w.groups_per_row + g] * D::kScaleFactor : 1.0f;
+      const int64_t p = (r0 + i * stride) * w.groups_per_row + g;
+      const float scale = D::kScaled ? w.scales[p] * D::kScaleFactor : 1.0f;
       acc[i] = D::kScaled ? _mm512_fmadd_ps(sum, _mm512_set1_ps(scale), acc[i]) : _mm512_add_ps(acc[i], sum);
     }
   }
-  for (int i = 0; i < MR; ++i) y[r0 + i] = _mm512_reduce_add_ps(acc[i]);
+  for (int i = 0; i < MR; ++i) y[r0 + i * stride] = _mm512_reduce_add_ps(acc[i]);
 }
 
 template <class D>
 void gemv(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const float* x, float* y) {
-  int64_t r = row_begin;
-  for (; r + 4 <= row_end; r += 4) gemv_rows<D, 4>(w, r, x, y);
-  for (; r < row_end; ++r) gemv_rows<D, 1>(w, r, x, y);
+  for_row_streams<4>(
+      row_begin, row_end, [&](int64_t r, int64_t stride) { gemv_rows<D, 4>(w, r, stride, x, y); },
+      [&](int64_t r) { gemv_rows<D, 1>(w, r, 1, x, y); });
+}
+
+// ---- Decode fast paths: one load of codes per 128 weights, decoded in strided lanes ----
+//
+// The per-block kernel above spends a vpmovzxbd (a shuffle) per 16 bytes of codes and a mask or
+// shift per 16 codes before its vpermps. These kernels instead load the codes of 4 blocks (128 weights, one group of 128) and
+// decode them in place: a dword lane holds 4 bytes of codes, and shifting the whole vector by a
+// constant brings the next code of every lane to its low bits. vpermps reads only bits 0..3 of
+// each index, so no mask is needed when the table repeats itself every 2^bits entries
+// (table[i] = value(i mod 2^bits)). The lanes then hold weights in a strided order; the
+// activations are permuted once per call into the same order (xp), so each decoded vector meets
+// its activations with one plain load.
+//
+// The table holds scale * (i - zero), computed as the reference does (kernel_types.h): the
+// looked-up values are the reference weights bit for bit, and the FMA uses them directly (no
+// per-group epilogue). A chunk of 128 weights must lie in one group: group_size a multiple of
+// 128, or one group per row; other layouts take the per-block kernel. Blocks after the last whole
+// chunk (k_padded not a multiple of 128) take the per-block decoder with the same table.
+//
+// Order of lane L of decoded vector j (0..7) within a chunk, as an index into the 128 weights:
+//   kQ4: byte t = j / 2, nibble h = j % 2 of dword L: code 4 (L % 4) + t + 16 h of block L / 4.
+//   kQ2, kQ3: the 32 bytes of low bit pairs (kQ3: gathered from its 4 blocks) fill both halves of
+//        the vector; lanes 8..15 are pre-shifted by 2 so that vector j reads bit pair
+//        s = 4 j + 2 (L / 8) of dword d = L % 8: byte t = s / 8, pair h = (s % 8) / 2, i.e.
+//        code 4 (d % 2) + t + 8 h of block d / 2.
+constexpr int64_t kChunk = 128;                  // weights per chunk: 4 blocks
+constexpr int64_t kPanelChunks = 64;             // chunks of activations permuted at once (32 KiB)
+// Rows decoded together (independent memory streams sharing each load of activations) and
+// accumulators per row (FMA chains): measured best of 2/4/6/8 rows x 1/2/4 chains.
+constexpr int kChunkRows = 4, kChunkAccumulators = 4;
+
+constexpr int chunk_lane_index_q4(int j, int lane) { return 32 * (lane / 4) + 4 * (lane % 4) + j / 2 + 16 * (j % 2); }
+constexpr int chunk_lane_index_q2(int j, int lane) {
+  const int d = lane % 8, s = 4 * j + 2 * (lane / 8);
+  return 32 * (d / 2) + 4 * (d % 2) + s / 8 + 8 * ((s % 8) / 2);
+}
+
+// Index i of a chunk's permuted activations holds x[chunk start + index[i]] (plain data: no
+// templates from the standard library in this translation unit, see kernel_types.h).
+struct LaneOrder {
+  int index[kChunk];
+};
+template <class C>
+constexpr LaneOrder lane_order() {
+  LaneOrder o{};
+  for (int j = 0; j < 8; ++j)
+    for (int lane = 0; lane < 16; ++lane) o.index[16 * j + lane] = C::lane_index(j, lane);
+  return o;
+}
+
+// i mod 2^bits for i = 0..15.
+alignas(64) constexpr float kRepeatingCodes[5][16] = {
+    {}, {}, {0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3}, {0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}};
+
+// table[i] = scale * ((i mod 2^bits) - zero), the reference weight value of that code.
+template <int kBits>
+inline __m512 repeating_table(const PackedWeightView& w, int64_t p) {
+  return _mm512_mul_ps(_mm512_sub_ps(_mm512_load_ps(kRepeatingCodes[kBits]), _mm512_set1_ps(w.zeros[p])),
+                       _mm512_set1_ps(w.scales[p]));
+}
+
+struct ChunkQ4 {
+  static constexpr int64_t kChunkBytes = 64;
+  static constexpr int kBits = 4;
+  using Block = Q4;
+  static constexpr int lane_index(int j, int lane) { return chunk_lane_index_q4(j, lane); }
+  struct Codes {
+    __m512i v;
+  };
+  static Codes load(const uint8_t* p) { return {_mm512_loadu_si512(p)}; }
+  template <int J>
+  static __m512i index(const Codes& c) {
+    return J == 0 ? c.v : _mm512_srli_epi32(c.v, 4 * J);
+  }
+};
+
+struct ChunkQ2 {
+  static constexpr int64_t kChunkBytes = 32;
+  static constexpr int kBits = 2;
+  using Block = Q2;
+  static constexpr int lane_index(int j, int lane) { return chunk_lane_index_q2(j, lane); }
+  struct Codes {
+    __m512i v;
+  };
+  static Codes load(const uint8_t* p) {
+    const __m512i both = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return {_mm512_srlv_epi32(both, _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2))};
+  }
+  template <int J>
+  static __m512i index(const Codes& c) {
+    return J == 0 ? c.v : _mm512_srli_epi32(c.v, 4 * J);
+  }
+};
+
+// kQ3: the low bit pairs as kQ2, bit 2 from each block's 32-bit plane. The plane of block d / 2 is
+// rotated per lane so that vector j finds the high bit of its code at bit 2 after a uniform
+// rotation: code index 4 (d % 2) + t + 8 h = [4 (d % 2) + 8 (L / 8)] + [j / 2 + 16 (j % 2)].
+struct ChunkQ3 {
+  static constexpr int64_t kChunkBytes = 48;
+  static constexpr int kBits = 3;
+  using Block = Q3;
+  static constexpr int lane_index(int j, int lane) { return chunk_lane_index_q2(j, lane); }
+  struct Codes {
+    __m512i low, planes;
+  };
+  static Codes load(const uint8_t* p) {
+    // 12 dwords: per block, 2 of bit pairs then its plane. Masked: never reads past the chunk.
+    const __m512i raw = _mm512_maskz_loadu_epi32(0x0fff, p);
+    const __m512i low_dwords = _mm512_setr_epi32(0, 1, 3, 4, 6, 7, 9, 10, 0, 1, 3, 4, 6, 7, 9, 10);
+    const __m512i plane_dwords = _mm512_setr_epi32(2, 2, 5, 5, 8, 8, 11, 11, 2, 2, 5, 5, 8, 8, 11, 11);
+    const __m512i low = _mm512_permutexvar_epi32(low_dwords, raw);
+    const __m512i planes = _mm512_permutexvar_epi32(plane_dwords, raw);
+    // Right rotation by 4 (d % 2) + 8 (L / 8) - 2 (mod 32) puts the lane's first code's bit at 2.
+    const __m512i rot = _mm512_setr_epi32(30, 2, 30, 2, 30, 2, 30, 2, 6, 10, 6, 10, 6, 10, 6, 10);
+    return {_mm512_srlv_epi32(low, _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2)),
+            _mm512_rorv_epi32(planes, rot)};
+  }
+  template <int J>
+  static __m512i index(const Codes& c) {
+    const __m512i low = J == 0 ? c.low : _mm512_srli_epi32(c.low, 4 * J);
+    constexpr int kRot = J / 2 + 16 * (J % 2);
+    const __m512i high = kRot == 0 ? c.planes : _mm512_ror_epi32(c.planes, kRot);
+    // Bit 2 from the plane, the other bits from the pairs (vpermps ignores bits 4 and up; the
+    // table repeats every 8 entries, so bit 3 does not matter either).
+    return _mm512_ternarylogic_epi32(low, high, _mm512_set1_epi32(4), 0xd8);
+  }
+};
+
+template <class C, int MR, int J>
+inline void chunk_fma(const typename C::Codes (&codes)[kChunkRows], const __m512 (&table)[kChunkRows], const float* xp,
+                      __m512 (&acc)[kChunkRows][kChunkAccumulators]) {
+  const __m512 x = _mm512_load_ps(xp + 16 * J);
+  for (int i = 0; i < MR; ++i) {
+    __m512& a = acc[i][J % kChunkAccumulators];
+    a = _mm512_fmadd_ps(_mm512_permutexvar_ps(C::template index<J>(codes[i]), table[i]), x, a);
+  }
+}
+
+// Rows r0 + i * stride (i < MR), chunks [c0, c1) of the current panel (xp holds their permuted
+// activations), plus the tail blocks when `tail`; adds to y when `accumulate`.
+template <class C, int MR>
+void gemv_chunk_rows(const PackedWeightView& w, int64_t r0, int64_t stride, const float* x, const float* xp,
+                     int64_t c0, int64_t c1, bool tail, bool accumulate, float* y) {
+  const uint8_t* row[MR];
+  __m512 acc[kChunkRows][kChunkAccumulators], table[kChunkRows];
+  typename C::Codes codes[kChunkRows];
+  for (int i = 0; i < MR; ++i) {
+    row[i] = w.codes + (r0 + i * stride) * w.row_bytes;
+    for (int a = 0; a < kChunkAccumulators; ++a) acc[i][a] = _mm512_setzero_ps();
+  }
+  const int64_t chunks_per_group = w.groups_per_row == 1 ? INT64_MAX : w.group_size / kChunk;
+  int64_t g = c0 / chunks_per_group, next_group = (g + 1) * chunks_per_group;
+  for (int i = 0; i < MR; ++i) table[i] = repeating_table<C::kBits>(w, (r0 + i * stride) * w.groups_per_row + g);
+  for (int64_t c = c0; c < c1; ++c) {
+    if (c == next_group) {
+      ++g;
+      next_group += chunks_per_group;
+      for (int i = 0; i < MR; ++i) table[i] = repeating_table<C::kBits>(w, (r0 + i * stride) * w.groups_per_row + g);
+    }
+    for (int i = 0; i < MR; ++i) {
+      const uint8_t* p = row[i] + c * C::kChunkBytes;
+      _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+      codes[i] = C::load(p);
+    }
+    const float* xc = xp + (c - c0) * kChunk;
+    chunk_fma<C, MR, 0>(codes, table, xc, acc);
+    chunk_fma<C, MR, 1>(codes, table, xc, acc);
+    chunk_fma<C, MR, 2>(codes, table, xc, acc);
+    chunk_fma<C, MR, 3>(codes, table, xc, acc);
+    chunk_fma<C, MR, 4>(codes, table, xc, acc);
+    chunk_fma<C, MR, 5>(codes, table, xc, acc);
+    chunk_fma<C, MR, 6>(codes, table, xc, acc);
+    chunk_fma<C, MR, 7>(codes, table, xc, acc);
+  }
+  if (tail) {
+    // Blocks after the last whole chunk, in natural order (x itself), each with its group's table.
+    const int64_t blocks = w.k_padded / kBlock, per_group = w.group_size / kBlock;
+    for (int64_t b = c1 * (kChunk / kBlock); b < blocks; ++b) {
+      const __m512 x0 = _mm512_loadu_ps(x + b * kBlock), x1 = _mm512_loadu_ps(x + b * kBlock + 16);
+      for (int i = 0; i < MR; ++i) {
+        __m512 v[2];
+        const __m512 table_b = repeating_table<C::kBits>(w, (r0 + i * stride) * w.groups_per_row + b / per_group);
+        C::Block::decode(row[i] + b * C::Block::kBytes, table_b, v);
+        acc[i][0] = _mm512_fmadd_ps(v[0], x0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(v[1], x1, acc[i][1]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    for (int a = 2; a < kChunkAccumulators; ++a) acc[i][a & 1] = _mm512_add_ps(acc[i][a & 1], acc[i][a]);
+    const float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]));
+    y[r0 + i * stride] = accumulate ? y[r0 + i * stride] + sum : sum;
+  }
+}
+
+template <class C>
+void gemv_chunked(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const float* x, float* y) {
+  if (w.groups_per_row != 1 && w.group_size % kChunk != 0) return gemv<typename C::Block>(w, row_begin, row_end, x, y);
+  static constexpr LaneOrder kOrder = lane_order<C>();
+  alignas(64) float xp[kPanelChunks * kChunk];
+  const int64_t chunks = w.k_padded / kChunk;
+  for (int64_t c0 = 0;; c0 += kPanelChunks) {
+    const int64_t c1 = c0 + kPanelChunks < chunks ? c0 + kPanelChunks : chunks;
+    for (int64_t c = c0; c < c1; ++c)
+      for (int i = 0; i < kChunk; ++i) xp[(c - c0) * kChunk + i] = x[c * kChunk + kOrder.index[i]];
+    const bool last = c1 == chunks;
+    for_row_streams<kChunkRows>(
+        row_begin, row_end,
+        [&](int64_t r, int64_t stride) {
+          gemv_chunk_rows<C, kChunkRows>(w, r, stride, x, xp, c0, c1, last, c0 > 0, y);
+        },
+        [&](int64_t r) { gemv_chunk_rows<C, 1>(w, r, 1, x, xp, c0, c1, last, c0 > 0, y); });
+    if (last) break;
+  }
+}
+
+// int8 (any group size): the zero point is folded out of the inner loop,
+//   sum_k s (c_k - z) x_k = s (sum_k c_k x_k - z X_g),  X_g = sum of x over group g,
+// so each 16 codes cost a zero-extension, a conversion and an FMA; X_g is computed once per call
+// (up to kMaxGroups groups per row, else the per-block kernel). The rounding differs from the
+// reference's per-weight s (c - z): the terms are s c x and s z X (see weight_only_test.cc).
+constexpr int64_t kMaxGroups = 2048;
+
+template <int MR>
+void gemv_q8_rows(const PackedWeightView& w, int64_t r0, int64_t stride, const float* x, const float* group_x,
+                  float* y) {
+  const int64_t blocks = w.k_padded / kBlock, per_group = w.group_size / kBlock;
+  const uint8_t* row[MR];
+  __m512 acc[MR];
+  float correction[MR];
+  for (int i = 0; i < MR; ++i) {
+    row[i] = w.codes + (r0 + i * stride) * w.row_bytes;
+    acc[i] = _mm512_setzero_ps();
+    correction[i] = 0.0f;
+  }
+  for (int64_t g = 0, b = 0; g < w.groups_per_row; ++g) {
+    __m512 s0[MR], s1[MR];
+    for (int i = 0; i < MR; ++i) s0[i] = s1[i] = _mm512_setzero_ps();
+    for (const int64_t end = b + per_group < blocks ? b + per_group : blocks; b < end; ++b) {
+      const __m512 x0 = _mm512_loadu_ps(x + b * kBlock), x1 = _mm512_loadu_ps(x + b * kBlock + 16);
+      for (int i = 0; i < MR; ++i) {
+        const uint8_t* p = row[i] + b * kBlock;
+        if (b % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+        s0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(load_bytes16(p)), x0, s0[i]);
+        s1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(load_bytes16(p + 16)), x1, s1[i]);
+      }
+    }
+    for (int i = 0; i < MR; ++i) {
+      const int64_t p = (r0 + i * stride) * w.groups_per_row + g;
+      acc[i] = _mm512_fmadd_ps(_mm512_add_ps(s0[i], s1[i]), _mm512_set1_ps(w.scales[p]), acc[i]);
+      correction[i] += w.scales[p] * w.zeros[p] * group_x[g];
+    }
+  }
+  for (int i = 0; i < MR; ++i) y[r0 + i * stride] = _mm512_reduce_add_ps(acc[i]) - correction[i];
+}
+
+void gemv_q8(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const float* x, float* y) {
+  if (w.groups_per_row > kMaxGroups) return gemv<Q8>(w, row_begin, row_end, x, y);
+  float group_x[kMaxGroups];
+  const int64_t blocks = w.k_padded / kBlock, per_group = w.group_size / kBlock;
+  for (int64_t g = 0, b = 0; g < w.groups_per_row; ++g) {
+    __m512 s = _mm512_setzero_ps();
+    for (const int64_t end = b + per_group < blocks ? b + per_group : blocks; b < end; ++b)
+      s = _mm512_add_ps(s, _mm512_add_ps(_mm512_loadu_ps(x + b * kBlock), _mm512_loadu_ps(x + b * kBlock + 16)));
+    group_x[g] = _mm512_reduce_add_ps(s);
+  }
+  for_row_streams<4>(
+      row_begin, row_end, [&](int64_t r, int64_t stride) { gemv_q8_rows<4>(w, r, stride, x, group_x, y); },
+      [&](int64_t r) { gemv_q8_rows<1>(w, r, 1, x, group_x, y); });
 }
 
 template <class D>
@@ -233,10 +524,10 @@ void fill_avx512_kernels(KernelTable& t) {
   t.name = "avx512";
   t.gemv_f16_f32 = gemv<F16>;
   t.gemv_bf16_f32 = gemv<BF16>;
-  t.gemv_q8g_f32 = gemv<Q8>;
-  t.gemv_q4g_f32 = gemv<Q4>;
-  t.gemv_q3g_f32 = gemv<Q3>;
-  t.gemv_q2g_f32 = gemv<Q2>;
+  t.gemv_q8g_f32 = gemv_q8;
+  t.gemv_q4g_f32 = gemv_chunked<ChunkQ4>;
+  t.gemv_q3g_f32 = gemv_chunked<ChunkQ3>;
+  t.gemv_q2g_f32 = gemv_chunked<ChunkQ2>;
   t.gemv_nf4g_f32 = gemv<NF4>;
   t.gemv_fp8c_f32 = gemv<FP8>;
   t.dequant_f16_f32 = dequant<F16>;
