@@ -8,13 +8,16 @@
 
 #include "formats/quantized_matrix.h"
 #include "kernels/kernel_types.h"
+#include "kernels/streaming_allocator.h"
 
 namespace lowbit::kernels {
 
 struct PackedWeight {
   PackedKind kind = PackedKind::kQ8;
   int64_t rows = 0, cols = 0, k_padded = 0, row_bytes = 0, group_size = 0, groups_per_row = 0;
-  std::vector<uint8_t> codes;  // [rows, row_bytes] (kQ8P: [rows rounded up to 16, row_bytes], panels)
+  // [rows, row_bytes] (kQ8P: [rows rounded up to 16, row_bytes], panels); in huge pages where the
+  // kernel allows (streaming_allocator.h)
+  std::vector<uint8_t, StreamingAllocator<uint8_t>> codes;
   std::vector<float> scales;   // [rows, groups_per_row] (per-tensor parameters repeated per row)
   std::vector<float> zeros;    // [rows, groups_per_row], integer grids only
   // What it was packed from (a QuantizedMatrix or an fp32 array): callers holding a weight that
