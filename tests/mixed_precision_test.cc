@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -108,6 +110,18 @@ TEST_F(MixedCli, BudgetsFromMeasuredSensitivity) {
   r = run_lowbit("quantize " + model() + " --recipe " + dir_.file("b45/lowbit-recipe.json") + " -o " + dir_.file("again"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(formats_of(dir_.file("again")), chosen);
+  // Refinement: damages measured with every other tensor at its format in that allocation (the
+  // clipping search on, as quantize --clip would use); --base and --base-recipe exclude each other.
+  r = run_lowbit("sensitivity " + model() + calib() + formats + "--clip --base-recipe " +
+                 dir_.file("b45/lowbit-recipe.json") + " -o " + dir_.file("refined.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto refined = read_json(dir_.file("refined.json"));
+  EXPECT_EQ(refined["base_format"], "recipe lowbit-recipe.json");
+  EXPECT_GT(refined["base_kld"].get<double>(), 0.0);
+  r = run_lowbit("sensitivity " + model() + calib() + formats + "--base int4 --base-recipe " +
+                 dir_.file("b45/lowbit-recipe.json") + " -o " + dir_.file("both.json"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("both.json")));
 
   // --max-kld: the smallest allocation whose predicted KLD is within the limit.
   r = run_lowbit("quantize " + model() + " --sensitivity " + dir_.file("sens.json") + " --max-kld 0.05 --dry-run");
@@ -153,30 +167,56 @@ TEST_F(MixedCli, ReportAddsMixedRowsAndWritesAWellFormedSvg) {
   EXPECT_EQ(summary.elements["polyline"], 1);  // the Pareto frontier
 }
 
-// stories260K with the reference protocol: GPTQ (true-sequential, 128 calibration windows)
-// allocations at 3.0, 3.5 and 4.0 bits/weight against the uniform GPTQ figures of
-// reference.json (an independent implementation of the same algorithm; lowbit's own uniform GPTQ
-// runs, in docs/results.md, are within 2 % of them). The sensitivity is measured in the context of
-// int3 (every other tensor at int3), where damages add up close to the measured total.
-// docs/results.md ("Mixed precision") records these runs. 4 min 41 s on the shared 2-core machine.
+// stories260K with the reference protocol: GPTQ (true-sequential, 128 calibration windows) with
+// the clipping search (--clip: each group's range shrunk to the least diag-H-weighted squared
+// error), allocations at 3.0, 3.5 and 4.0 bits/weight against uniform GPTQ of equal or more
+// bits/weight: lowbit's own uniform runs with exactly the same settings, and the uniform GPTQ
+// figures of reference.json (an independent implementation with plain min/max grids). Candidates
+// are per-channel (asymmetric and symmetric) and per-tensor formats, whose scales cost little on
+// these 64- and 172-wide rows; the sensitivity is measured in the context of int3 (every other
+// tensor at int3), where damages add up close to the measured total. docs/results.md ("Mixed
+// precision") records these runs. About 4.5 minutes on the shared 2-core machine.
+struct Measured {
+  std::string name;
+  double bpw = 0, kld = 0;
+};
+
 TEST(Stories260KMixed, GptqAllocationsAgainstUniformGptq) {
   LOWBIT_REQUIRE_STORIES260K(dir);
   testing::TempDir tmp;
-  const auto reference = read_json(dir + "/reference.json");
-  auto uniform = [&](int bits, int group) {
-    for (const auto& row : reference["gptq"])
-      if (row["bits"] == bits && row["group"] == group && !row.value("act_order", false)) return row["kld"].get<double>();
-    ADD_FAILURE() << "reference.json has no GPTQ row for " << bits << " bits, group " << group;
-    return 0.0;
-  };
   const std::string model = dir + "/stories260K.bin --tokenizer " + dir + "/tok512.bin";
-  const std::string gptq = " --method gptq --true-sequential --calib " + dir + "/calib_tokens.bin ";
-  auto r = run_lowbit("sensitivity " + model + gptq + "--formats int2,int2_sym,int3,int3_sym,int4,int4_sym --base int3 -o " +
+  const std::string gptq = " --method gptq --true-sequential --clip --calib " + dir + "/calib_tokens.bin ";
+  auto bits_per_weight = [](const std::string& out) {  // quantize's exact figure over the block linears
+    std::smatch m;
+    EXPECT_TRUE(std::regex_search(out, m, std::regex(R"(bytes, ([0-9.]+) bits/weight \(codes)"))) << out;
+    return m.empty() ? 0.0 : std::stod(m[1].str());
+  };
+  auto eval_kld = [&](const std::string& q) {
+    auto e = run_lowbit("eval " + q + " --reference " + model + " --tokens " + dir + "/eval_tokens.bin --window 256 --json");
+    EXPECT_EQ(e.exit_code, 0) << e.err;
+    return e.exit_code == 0 ? nlohmann::json::parse(e.out)["kld"].get<double>() : 0.0;
+  };
+
+  // Uniform 2- and 3-bit GPTQ: lowbit's, same flags; reference.json's (act-order off).
+  std::vector<Measured> uniform;
+  for (const char* format : {"int2g32", "int3_sym", "int3", "int3g32"}) {
+    auto q = run_lowbit("quantize " + model + gptq + "--format " + format + " -o " + tmp.file(format));
+    ASSERT_EQ(q.exit_code, 0) << q.err;
+    uniform.push_back({std::string("lowbit ") + format, bits_per_weight(q.out), eval_kld(tmp.file(format))});
+  }
+  const auto reference = read_json(dir + "/reference.json");
+  for (const auto& row : reference["gptq"])
+    if (row["bits"].get<int>() <= 3 && !row.value("act_order", false))
+      uniform.push_back({"reference int" + std::to_string(row["bits"].get<int>()) +
+                             (row["group"].get<int>() > 0 ? "g" + std::to_string(row["group"].get<int>()) : ""),
+                         row["bpw"].get<double>(), row["kld"].get<double>()});
+
+  auto r = run_lowbit("sensitivity " + model + gptq +
+                      "--formats int2,int2_sym,int3,int3_sym,int4,int4_sym,int3_tensor,int4_tensor --base int3 -o " +
                       tmp.file("sens.json"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::printf("%s", r.out.substr(r.out.find("in context")).c_str());
-
-  std::map<std::string, double> kld;
+  std::vector<Measured> mixed;
   for (const char* bpw : {"3.0", "3.5", "4.0"}) {
     auto q = run_lowbit("quantize " + model + gptq + "--sensitivity " + tmp.file("sens.json") + " --target-bpw " + bpw +
                         " -o " + tmp.file(bpw));
@@ -184,18 +224,28 @@ TEST(Stories260KMixed, GptqAllocationsAgainstUniformGptq) {
     const size_t at = q.out.find("mixed precision");
     ASSERT_NE(at, std::string::npos) << q.out;
     std::printf("%s", q.out.substr(at, q.out.find('\n', q.out.find("formats chosen")) - at + 1).c_str());
-    auto e = run_lowbit("eval " + tmp.file(bpw) + " --reference " + model + " --tokens " + dir +
-                        "/eval_tokens.bin --window 256 --json");
-    ASSERT_EQ(e.exit_code, 0) << e.err;
-    kld[bpw] = nlohmann::json::parse(e.out)["kld"].get<double>();
-    std::printf("mixed %s bits/weight: eval KLD %.5f\n", bpw, kld[bpw]);
+    mixed.push_back({std::string("mixed ") + bpw, bits_per_weight(q.out), eval_kld(tmp.file(bpw))});
+    EXPECT_LE(mixed.back().bpw, std::stod(bpw));
   }
-  // Uniform bits/weight (README): int2g32 3.03, int3 3.42, int3g32 4.03.
-  EXPECT_LT(kld["3.0"], uniform(2, 32));  // more bits
-  EXPECT_LT(kld["3.5"], uniform(3, -1));  // fewer bits
-  EXPECT_LT(kld["4.0"], uniform(3, 32));  // more bits
-  // Not asserted, because it does not hold with these formats: mixed 3.5 vs int3g32 (4.03 bits);
+  for (const auto& list : {uniform, mixed})
+    for (const Measured& m : list) std::printf("%-22s %.4f bits/weight  eval KLD %.5f\n", m.name.c_str(), m.bpw, m.kld);
+
+  // Each mixed allocation has lower KLD than every uniform 2-/3-bit configuration with at least
+  // its bits/weight, except that 3.0 bits beats only the 2-bit ones (int2g32, 3.03 bits): every
+  // 3-bit uniform configuration, from int3_sym (3.21 bits) up, stays ahead of it. Not claimed;
   // docs/results.md gives the figures.
+  auto claimed = [](const Measured& m, const Measured& u) {
+    return m.name != "mixed 3.0" || u.name.find("int2") != std::string::npos;
+  };
+  int compared = 0;
+  for (const Measured& m : mixed)
+    for (const Measured& u : uniform) {
+      if (u.bpw < m.bpw || !claimed(m, u)) continue;
+      ++compared;
+      EXPECT_LT(m.kld, u.kld) << m.name << " (" << m.bpw << " bits/weight) vs uniform " << u.name << " (" << u.bpw
+                              << " bits/weight)";
+    }
+  EXPECT_EQ(compared, 6);  // 3.0 vs both int2g32; 3.5 and 4.0 vs both int3g32
 }
 
 }  // namespace

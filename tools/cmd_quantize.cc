@@ -28,7 +28,8 @@ struct QuantizeOptions {
   std::string model, tokenizer, output, recipe, format, method = "rtn", dtype = "f32";
   int bits = 4;
   int group = 128;
-  bool sym = false, clip = false, dry_run = false, force = false;
+  bool sym = false, dry_run = false, force = false;
+  ClipCliOptions clip;
   bool format_flags_given = false;  // --bits/--group/--sym/--format on the command line
   int threads = 0;
   GptqCliOptions gptq;
@@ -81,7 +82,9 @@ void run_quantize(const QuantizeOptions& o) {
   if (!o.recipe.empty() && recipe.method == "rtn" && weight_method != "rtn") recipe.method = weight_method;
   std::optional<BudgetChoice> budget;  // mixed precision: formats chosen from measured sensitivity
   if (o.budget.active()) {
-    budget = choose_budget_recipe(ck, o.budget, weight_method, o.gptq, o.dtype, !o.recipe.empty());
+    BudgetCliOptions budget_options = o.budget;
+    budget_options.measure.clip = o.clip.search();  // a table measured now uses the same quantizer
+    budget = choose_budget_recipe(ck, budget_options, weight_method, o.gptq, o.dtype, !o.recipe.empty());
     recipe = budget->recipe;
   }
   Plan plan = unwrap(resolve_plan(recipe, quantizable_tensors(ck.config)));
@@ -119,7 +122,7 @@ void run_quantize(const QuantizeOptions& o) {
   check(writer->write_source_tensors());
   QuantizedWeights kept;
   QuantizedTensors quantized = quantize_planned_tensors(
-      ck, plan, o.clip, o.gptq, [&](const std::string& name, std::shared_ptr<const QuantizedMatrix> m) {
+      ck, plan, o.clip.search(), o.gptq, [&](const std::string& name, std::shared_ptr<const QuantizedMatrix> m) {
         if (budget) kept[name] = m;
         return writer->add(name, *m);
       });
@@ -167,7 +170,7 @@ void add_quantize_command(CLI::App& app) {
   format_flags.push_back(cmd->add_option(
       "--format", o->format, "A format spec instead of --bits/--group/--sym: e.g. int4g128, nf4, fp8_e4m3"));
   cmd->add_option("--recipe", o->recipe, "JSON recipe: ordered rules \"pattern → format\" (first match wins)");
-  cmd->add_flag("--clip", o->clip, "Search a clipping ratio per group (least squared error) instead of plain min/max");
+  add_clip_options(*cmd, o->clip);
   cmd->add_flag("--dry-run", o->dry_run, "Print the resolved plan per tensor (bytes, bits/weight) and stop");
   cmd->add_flag("--force", o->force, "Replace an existing output directory");
   cmd->add_option("--dtype", o->dtype, "Stored type of tensors kept in floating point: f32, f16, bf16")

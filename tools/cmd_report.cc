@@ -62,7 +62,7 @@ void run_report(ReportOptions& o) {
   // linears (every one is quantized, uniform or mixed).
   auto add_point = [&](const std::string& label, const Recipe& recipe, double ref_kld) {
     Plan plan = unwrap(resolve_plan(recipe, quantizable_tensors(ck.config)));
-    QuantizedTensors q = quantize_planned_tensors(ck, plan, false, o.gptq);
+    QuantizedTensors q = quantize_planned_tensors(ck, plan, ClipSearch{}, o.gptq);
     auto model = unwrap(Model::from_checkpoint(with_quantized_weights(ck, q.matrices)));
     EvalResult r = unwrap(evaluate(model, fp, tokens, o.protocol));
     uint64_t qbytes = 0;

@@ -17,6 +17,7 @@ struct SensitivityCommandOptions {
   int threads = 0;
   SensitivityCliOptions measure;
   GptqCliOptions gptq;
+  ClipCliOptions clip;
 };
 
 void print_table(const SensitivityTable& t) {
@@ -33,8 +34,8 @@ void print_table(const SensitivityTable& t) {
               static_cast<long long>(t.tokens_scored), static_cast<long long>(t.measure_windows), t.method.c_str(),
               static_cast<long long>(t.calibration_windows));
   if (!t.base_format.empty())
-    std::printf("in context: every other item at %s (KLD of the all-%s model: %.6f); damage = KLD - that\n",
-                t.base_format.c_str(), t.base_format.c_str(), t.base_kld);
+    std::printf("in context: every other item at %s (KLD of that model: %.6f); damage = KLD - that\n",
+                t.base_format.c_str(), t.base_kld);
   std::printf("Spearman rank correlation, proxy vs KLD: %.3f over all %zu cells;", t.spearman,
               t.items.size() * t.formats.size());
   for (const auto& f : t.formats) std::printf(" %s %.3f", f.c_str(), t.spearman_by_format.at(f));
@@ -44,7 +45,9 @@ void print_table(const SensitivityTable& t) {
 void run_sensitivity(const SensitivityCommandOptions& o) {
   set_threads(o.threads);
   Checkpoint ck = unwrap(load_checkpoint(o.model, o.tokenizer));
-  SensitivityTable table = compute_sensitivity(ck, o.measure, o.method, o.gptq);
+  SensitivityCliOptions measure = o.measure;
+  measure.clip = o.clip.search();
+  SensitivityTable table = compute_sensitivity(ck, measure, o.method, o.gptq);
   const std::string json = sensitivity_to_json(table);
   if (!o.output.empty()) check(write_text_file_atomic(o.output, json));
   if (o.json) {
@@ -71,11 +74,16 @@ void add_sensitivity_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "Threads (default: all cores)");
   add_sensitivity_options(*cmd, o->measure);
   add_gptq_options(*cmd, o->gptq);
+  add_clip_options(*cmd, o->clip);
   cmd->footer(
       "Examples:\n"
       "  lowbit sensitivity stories260K.bin --calib calib_tokens.bin -o sens.json\n"
       "  lowbit sensitivity model/ --calib self --method gptq --formats int8,int4g128,int3g128,int2g32\n"
       "  lowbit quantize model/ --method gptq --calib calib.bin --sensitivity sens.json --target-bpw 3.5 -o q\n"
+      "  lowbit sensitivity stories260K.bin --method gptq --clip --calib calib_tokens.bin --base int3 \\\n"
+      "      --formats int2,int2_sym,int3,int3_sym,int4,int4_sym,int3_tensor,int4_tensor -o sens.json\n"
+      "     (in the context of int3; quantize with the same --clip; --base-recipe q/lowbit-recipe.json\n"
+      "      measures in the context of an earlier allocation instead)\n"
       "Each item is quantized alone (everything else FP) and the model's output distribution on the first\n"
       "--windows calibration windows is compared with the FP model's; the Hessian H = 2/n X^T X of each\n"
       "layer's inputs comes from all --nsamples windows.");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -91,6 +92,10 @@ void add_sensitivity_options(CLI::App& cmd, SensitivityCliOptions& o) {
   g->add_option("--base", o.base,
                 "Measure each item with every other one at this format (e.g. int3) instead of FP: damages then "
                 "include the compounding of errors near that bit width");
+  g->add_option("--base-recipe", o.base_recipe,
+                "Measure each item with every other one at its format in this recipe, e.g. the lowbit-recipe.json "
+                "of an allocation near the budget: damages then include that allocation's interactions")
+      ->excludes("--base");
 }
 
 SensitivityTable compute_sensitivity(const Checkpoint& ck, const SensitivityCliOptions& o, const std::string& method,
@@ -105,7 +110,16 @@ SensitivityTable compute_sensitivity(const Checkpoint& ck, const SensitivityCliO
   options.group_by_layer = o.group_by == "layer";
   options.measure_windows = o.windows;
   if (!o.base.empty()) options.base = unwrap(parse_format_spec(o.base));
+  if (!o.base_recipe.empty()) {
+    const Recipe recipe = unwrap(parse_recipe(unwrap(read_text_file(o.base_recipe)), o.base_recipe));
+    const Plan plan = unwrap(resolve_plan(recipe, quantizable_tensors(ck.config)));
+    for (const PlanEntry& e : plan.entries)
+      if (e.format.is_quantized()) options.base_by_tensor[e.name] = e.format;
+    options.base_name = "recipe " + std::filesystem::path(o.base_recipe).filename().string();
+  }
   options.gptq = gptq_algorithm_options(gptq);
+  options.gptq.clip = o.clip;
+  options.rtn_clip = o.clip;
   auto model = unwrap(Model::from_checkpoint(ck));
   const TokenWindows windows = calibration_token_windows(ck, model, gptq);
   std::unique_ptr<ProgressBar> bar;

@@ -37,9 +37,11 @@ struct SensitivityCliOptions {
   int windows = 32;                // calibration windows the KLD is measured on
   std::string group_by = "tensor"; // tensor | layer
   std::string base;                // measure with every other item at this format ("" = FP)
+  std::string base_recipe;         // or with every tensor at its format in this recipe (refinement)
+  ClipSearch clip;                 // clipping search of RTN and GPTQ fits (quantize's --clip)
 };
 
-// Registers --formats, --windows, --group-by on a command.
+// Registers --formats, --windows, --group-by, --base, --base-recipe on a command.
 void add_sensitivity_options(CLI::App& cmd, SensitivityCliOptions& o);
 
 // Measures a sensitivity table with progress + ETA on stderr. `method` is rtn or gptq; the

@@ -29,6 +29,18 @@ void add_gptq_options(CLI::App& cmd, GptqCliOptions& o) {
               "Quantize q/k/v, then o, then gate/up, then down, each seeing already-quantized inputs");
 }
 
+void add_clip_options(CLI::App& cmd, ClipCliOptions& o) {
+  cmd.add_flag("--clip", o.on,
+               "Search a clipping ratio per group (least squared error; GPTQ weighs it by the Hessian diagonal) "
+               "instead of plain min/max");
+  cmd.add_option("--clip-steps", o.steps, "With --clip: shrink factors tried besides 1 (1 - k (1 - min)/steps)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  cmd.add_option("--clip-min", o.min_shrink, "With --clip: smallest shrink factor of the min/max range")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01f, 1.0f));
+}
+
 namespace {
 
 // Calibration windows for GPTQ: a token file, a text file (tokenized, paragraphs = BOS + tokens),
@@ -77,10 +89,10 @@ double gptq_memory_estimate(const ModelConfig& c, const GptqCliOptions& o) {
 
 }  // namespace
 
-QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan, bool clip,
+QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan, const ClipSearch& clip,
                                           const GptqCliOptions& gptq, const QuantizedSink& sink) {
   RtnOptions options;
-  if (clip) options.clip = kDefaultClipSearch;
+  options.clip = clip;
   std::unique_ptr<ProgressBar> bar;
   QuantizedTensors out;
   auto rtn_progress = [&](const QuantizeProgress& p) {
@@ -123,7 +135,7 @@ QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan
   options_gptq.gptq.percdamp = gptq.damp;
   options_gptq.gptq.act_order = gptq.act_order;
   options_gptq.gptq.static_groups = gptq.static_groups;
-  if (clip) options_gptq.gptq.clip = kDefaultClipSearch;
+  options_gptq.gptq.clip = clip;
   options_gptq.true_sequential = gptq.true_sequential;
   ProgressBar gbar("gptq", int64_t(targets.size()));
   GptqModelResult r = unwrap(gptq_quantize_model(model, targets, windows, options_gptq,

@@ -13,6 +13,7 @@
 #include "calib/quantize_checkpoint.h"
 #include "model/checkpoint.h"
 #include "quant/recipe.h"
+#include "quant/rtn.h"
 
 namespace lowbit::cli {
 
@@ -30,6 +31,17 @@ struct GptqCliOptions {
 
 void add_gptq_options(CLI::App& cmd, GptqCliOptions& o);
 
+// --clip / --clip-steps / --clip-min: the clipping search of every group's range (quant/rtn.h),
+// used alike by RTN and GPTQ (whose search weighs errors by diag H, quant/gptq.h).
+struct ClipCliOptions {
+  bool on = false;
+  int steps = kDefaultClipSearch.steps;
+  float min_shrink = kDefaultClipSearch.min_shrink;
+  ClipSearch search() const { return on ? ClipSearch{steps, min_shrink} : ClipSearch{}; }
+};
+
+void add_clip_options(CLI::App& cmd, ClipCliOptions& o);
+
 struct QuantizedTensors {
   QuantizedWeights matrices;
   std::vector<std::string> report;  // extra summary lines (e.g. GPTQ proxy losses)
@@ -38,7 +50,7 @@ struct QuantizedTensors {
 // Quantizes every planned tensor (exits with a clear error on failure). With a `sink`, each
 // weight goes to it as soon as it is done and `matrices` stays empty; GPTQ then converts one
 // block at a time (calib/streamed_model.h) unless it samples its own calibration data.
-QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan, bool clip,
+QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan, const ClipSearch& clip,
                                           const GptqCliOptions& gptq, const QuantizedSink& sink = {});
 
 // The calibration windows GPTQ uses (gptq.calib: token file, text file or "self"; nsamples ×

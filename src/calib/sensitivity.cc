@@ -216,6 +216,8 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
   if (options.base && !options.base->is_quantized())
     return error(ErrorCode::kInvalidArgument, "base format '{}' is not a quantized format",
                  format_spec_name(*options.base));
+  if (options.base && !options.base_by_tensor.empty())
+    return error(ErrorCode::kInvalidArgument, "give a base format or a base per tensor, not both");
   LOWBIT_ASSIGN_OR_RETURN(std::shared_ptr<Model> work, make_editable_view(model));
   for (const LayerWeights& layer : work->layers())
     for (const Linear* l : layer.linears())
@@ -231,7 +233,7 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
     const int64_t rows = linear.out_features, cols = linear.in_features;
     const float* w = fp_weight.at(linear.name);
     const std::span<const float> values(w, size_t(rows * cols));
-    if (options.method == "rtn") return rtn_quantize(values, rows, cols, spec);
+    if (options.method == "rtn") return rtn_quantize(values, rows, cols, spec, RtnOptions{options.rtn_clip, {}});
     Result<GptqResult> g = gptq_quantize(values, rows, cols, spec, h, options.gptq);
     if (!g.ok()) return g.status().with_context("GPTQ of " + linear.name);
     return std::move(g->matrix);
@@ -264,14 +266,22 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
   KldMeter meter(work, stream, measured, std::min(threads, int(measured)));
   meter.capture_reference();
   table.tokens_scored = meter.scored();
-  if (options.base) {
-    // Every block linear at the base format, layer by layer; then the stream starts over.
-    table.base_format = format_spec_name(*options.base);
+  if (options.base || !options.base_by_tensor.empty()) {
+    // Every block linear at its base format, layer by layer; then the stream starts over.
+    table.base_format = options.base ? format_spec_name(*options.base) : options.base_name;
     for (int b = 0; b < c.n_layers; ++b) {
       const auto h = block_hessians(runner, b, stream);
       for (int i = 0; i < kLinearsPerBlock; ++i) {
         Linear& linear = *work->mutable_layers()[size_t(b)].linears()[size_t(i)];
-        LOWBIT_ASSIGN_OR_RETURN(QuantizedMatrix m, quantize(linear, *options.base, h[size_t(kInputOf[i])]));
+        FormatSpec spec;
+        if (options.base) {
+          spec = *options.base;
+        } else {
+          const auto it = options.base_by_tensor.find(linear.name);
+          if (it == options.base_by_tensor.end() || !it->second.is_quantized()) continue;  // stays FP
+          spec = it->second;
+        }
+        LOWBIT_ASSIGN_OR_RETURN(QuantizedMatrix m, quantize(linear, spec, h[size_t(kInputOf[i])]));
         install(linear, std::move(m));
       }
       if (b + 1 < c.n_layers) runner.propagate(b, stream);

@@ -53,7 +53,12 @@ struct SensitivityOptions {
   bool group_by_layer = false;      // items = blocks (all seven linears together) instead of tensors
   int measure_windows = 32;         // KLD on the first N calibration windows (0 = all)
   std::optional<FormatSpec> base;   // measure in the context of every other item at this format
-  GptqOptions gptq;                 // for method "gptq"
+  // Or a context per tensor (e.g. an allocation near the budget, to refine it): block linear name
+  // -> its format; a linear not listed stays in floating point. Excludes `base`.
+  std::map<std::string, FormatSpec> base_by_tensor;
+  std::string base_name;            // table.base_format for base_by_tensor (e.g. the recipe file)
+  GptqOptions gptq;                 // for method "gptq" (its clip search applies to GPTQ's fits)
+  ClipSearch rtn_clip;              // for method "rtn": clipping search of each group (quant/rtn.h)
 };
 
 struct SensitivityCell {

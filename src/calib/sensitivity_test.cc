@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <random>
 
 #include "calib/quantize_checkpoint.h"
@@ -169,6 +170,46 @@ TEST_F(Sensitivity, LayerGroupsAndJsonRoundTrip) {
   expect_error(wrong_format, "is for format \"int9\"");
   expect_error("[1, 2]", "not a JSON object");
   expect_error("{\"formats\": [\"int4\"], \"items\": [{\"name\": \"x\"}]}", "malformed");
+}
+
+// A context per tensor (an allocation to refine): each cell is that mixed model with one item
+// changed, and a cell at the item's own base format is the base model itself (damage 0, up to
+// the fp32 rounding of the per-block shortcut).
+TEST_F(Sensitivity, InContextOfAPerTensorBaseEachCellIsThatModelWithOneItemChanged) {
+  SensitivityOptions o = options("rtn", false);
+  std::map<std::string, FormatSpec> base;
+  Recipe base_recipe;
+  for (const TensorShape& t : quantizable_tensors(ckpt_.config)) {
+    if (t.name.rfind("model.layers.", 0) != 0) continue;
+    const char* format = t.name.find("mlp") != std::string::npos ? "int2" : "int4g32";
+    base[t.name] = spec_of(format);
+    base_recipe.rules.push_back({t.name, format, spec_of(format), "rtn"});
+  }
+  o.base_by_tensor = base;
+  o.base_name = "mix.json";
+  auto table = measure_sensitivity(fp_, windows_, o);
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  EXPECT_EQ(table->base_format, "mix.json");
+  const TokenWindows measured(windows_.begin(), windows_.begin() + 4);
+  auto weights = rtn_quantize_plan(ckpt_, *resolve_plan(base_recipe, quantizable_tensors(ckpt_.config)), RtnOptions{});
+  ASSERT_TRUE(weights.ok());
+  auto all_base = evaluate_on_windows(*Model::from_checkpoint(with_quantized_weights(ckpt_, *weights)), fp_, measured);
+  ASSERT_TRUE(all_base.ok());
+  EXPECT_NEAR(table->base_kld, all_base->kld, 1e-5 * all_base->kld + 1e-7);
+  for (const SensitivityItem& item : table->items)
+    for (size_t f = 0; f < table->formats.size(); ++f)
+      if (table->formats[f] == format_spec_name(base.at(item.name)))
+        EXPECT_NEAR(item.cells[f].kld, table->base_kld, 1e-5 * table->base_kld + 1e-7) << item.name;
+  const SensitivityItem& item = table->items[9];  // a linear of block 1
+  Recipe recipe = base_recipe;
+  recipe.rules.insert(recipe.rules.begin(), {item.name, "int8", spec_of("int8"), "rtn"});
+  weights = rtn_quantize_plan(ckpt_, *resolve_plan(recipe, quantizable_tensors(ckpt_.config)), RtnOptions{});
+  ASSERT_TRUE(weights.ok());
+  auto full = evaluate_on_windows(*Model::from_checkpoint(with_quantized_weights(ckpt_, *weights)), fp_, measured);
+  ASSERT_TRUE(full.ok());
+  EXPECT_NEAR(item.cells[0].kld, full->kld, 1e-5 * full->kld + 1e-7);  // formats[0] is int8
+  o.base = spec_of("int4g32");  // both kinds of base at once
+  EXPECT_FALSE(measure_sensitivity(fp_, windows_, o).ok());
 }
 
 TEST_F(Sensitivity, BadOptionsAreErrors) {

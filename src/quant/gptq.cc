@@ -54,19 +54,24 @@ Status validate_hessian(std::span<const double> hessian, int64_t cols) {
   return Status::Ok();
 }
 
-double squared_error(const FormatSpec& spec, std::span<const float> values, const GroupParams& params) {
+// Σ importance[i] · (v_i − dq(v_i))²; empty importance = all ones.
+double squared_error(const FormatSpec& spec, std::span<const float> values, const GroupParams& params,
+                     std::span<const double> importance) {
   double total = 0.0;
-  for (float v : values) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    const float v = values[i];
     const double diff = double(v) - double(decode_value(spec, encode_value(spec, v, params), params));
-    total += diff * diff;
+    total += (importance.empty() ? 1.0 : importance[i]) * diff * diff;
   }
   return total;
 }
 
 // Parameters for one group's values: min/max, then (optionally) the clipping search of
 // rtn_quantize with the same candidate factors and the same strict-improvement rule, so that
-// GPTQ with H = I picks the same parameters as RTN.
-GroupParams fit_values(const FormatSpec& spec, std::span<const float> values, const ClipSearch& clip) {
+// GPTQ with H = I picks the same parameters as RTN. `importance` (one per value, or empty)
+// weights each value's squared error: diag H of its input column when clip_hessian_weighted.
+GroupParams fit_values(const FormatSpec& spec, std::span<const float> values, const ClipSearch& clip,
+                       std::span<const double> importance = {}) {
   float lo = 0.0f, hi = 0.0f;
   if (!values.empty()) {
     const auto [mn, mx] = std::minmax_element(values.begin(), values.end());
@@ -75,13 +80,13 @@ GroupParams fit_values(const FormatSpec& spec, std::span<const float> values, co
   }
   GroupParams best = fit_group(spec, lo, hi);
   if (clip.steps == 0) return best;
-  double best_error = squared_error(spec, values, best);
+  double best_error = squared_error(spec, values, best, importance);
   const float step = (1.0f - clip.min_shrink) / float(clip.steps);
   for (int k = 1; k <= clip.steps; ++k) {
     const float shrink = 1.0f - float(k) * step;
     if (!(shrink > 0.0f)) break;
     const GroupParams candidate = fit_group(spec, lo, hi, shrink);
-    const double candidate_error = squared_error(spec, values, candidate);
+    const double candidate_error = squared_error(spec, values, candidate, importance);
     if (candidate_error < best_error) {
       best_error = candidate_error;
       best = candidate;
@@ -178,16 +183,31 @@ Result<GptqResult> gptq_quantize(std::span<const float> weights, int64_t rows, i
     for (int64_t r = 0; r < rows; ++r) w[size_t(r * cols + c)] = 0.0f;
   }
 
+  // Clipping-search weights per input column: diag H (dead columns have 1 and zero weights).
+  std::vector<double> column_weight;
+  if (options.clip.steps > 0 && options.clip_hessian_weighted) {
+    column_weight.resize(size_t(cols));
+    for (int64_t c = 0; c < cols; ++c) column_weight[size_t(c)] = h[size_t(c * cols + c)];
+  }
+  auto weights_of = [&](int64_t begin, int64_t end) {  // natural columns [begin, end)
+    return column_weight.empty() ? std::span<const double>()
+                                 : std::span<const double>(column_weight.data() + begin, size_t(end - begin));
+  };
+
   // Parameters fit before the column loop, from the weights in natural column order.
   std::vector<float> values;
   if (spec.granularity == Granularity::kPerTensor) {
-    m.params[0] = fit_values(spec, w, options.clip);
+    std::vector<double> tensor_weight;  // [rows, cols], column weights repeated per row
+    if (!column_weight.empty())
+      for (int64_t r = 0; r < rows; ++r) tensor_weight.insert(tensor_weight.end(), column_weight.begin(), column_weight.end());
+    m.params[0] = fit_values(spec, w, options.clip, tensor_weight);
   } else if (!grouped || static_groups) {
     for (int64_t pr = 0; pr < layout.param_rows; ++pr)
       for (int64_t g = 0; g < groups_per_row; ++g) {
         const float* row = w.data() + pr * cols;
         values.assign(row + layout.group_begin(g), row + layout.group_end(g));
-        m.params[size_t(pr * groups_per_row + g)] = fit_values(spec, values, options.clip);
+        m.params[size_t(pr * groups_per_row + g)] =
+            fit_values(spec, values, options.clip, weights_of(layout.group_begin(g), layout.group_end(g)));
       }
   }
 
@@ -235,6 +255,7 @@ Result<GptqResult> gptq_quantize(std::span<const float> weights, int64_t rows, i
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
       const int64_t r0 = chunk * kRowChunk, r1 = std::min(rows, r0 + kRowChunk);
       std::vector<float> group_values;
+      std::vector<double> group_weights;  // diag H of the group's columns, in processing order
       double loss = 0.0;
       for (int64_t j = i1; j < i2; ++j) {
         const int64_t col = work.perm[size_t(j)];
@@ -244,10 +265,13 @@ Result<GptqResult> gptq_quantize(std::span<const float> weights, int64_t rows, i
         if (refit_group > 0 && j % refit_group == 0) {
           // Step 6: refit from the current weights of this group's columns (all up to date).
           const int64_t j_end = std::min(j + refit_group, cols);
+          group_weights.clear();
+          if (!column_weight.empty())
+            for (int64_t k = j; k < j_end; ++k) group_weights.push_back(column_weight[size_t(work.perm[size_t(k)])]);
           for (int64_t r = r0; r < r1; ++r) {
             group_values.clear();
             for (int64_t k = j; k < j_end; ++k) group_values.push_back(work.wt[size_t(k * rows + r)]);
-            m.params[size_t(r * groups_per_row + group)] = fit_values(spec, group_values, options.clip);
+            m.params[size_t(r * groups_per_row + group)] = fit_values(spec, group_values, options.clip, group_weights);
           }
         }
         const int64_t stride = layout.param_rows == 1 ? 0 : groups_per_row;

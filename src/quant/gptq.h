@@ -54,6 +54,10 @@ struct GptqOptions {
   bool act_order = false;   // process columns by descending diag H
   bool static_groups = false;  // fit all groups up front from the original weights
   ClipSearch clip;          // optional clipping search at every fit (rtn.h); steps 0 = min/max
+  // The clipping search weighs each weight's squared error by diag H of its input (the energy of
+  // that input, so the error that reaches the output), as RTN's column_importance does; false =
+  // plain squared error, as the reference `mse` mode. With H = I both pick the same parameters.
+  bool clip_hessian_weighted = true;
 };
 
 struct GptqResult {

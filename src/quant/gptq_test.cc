@@ -139,6 +139,44 @@ TEST(Gptq, IdentityHessianEqualsRtnExactly) {
   }
 }
 
+// A diagonal H propagates no error either, and its clipping search weighs each column's squared
+// error by H[c, c]: the same search as RTN with column_importance = diag H (and, unweighted, as RTN
+// without importance), whose errors never exceed plain min/max's per group (rtn_test.cc); on
+// these heavy-tailed rows the diag-H-weighted error is strictly lower than without clipping.
+TEST(Gptq, ClipSearchWeighsErrorsByTheHessianDiagonal) {
+  const int64_t rows = 70, cols = 172;
+  const std::vector<float> w = heavy_tailed(rows, cols, 3);
+  std::vector<double> h(size_t(cols * cols), 0.0);
+  std::vector<float> diag(static_cast<size_t>(cols));
+  for (int64_t c = 0; c < cols; ++c) {
+    diag[size_t(c)] = float(1 + (c * 7) % 13) * (c % 37 == 5 ? 16.0f : 1.0f);  // exact in float and double
+    h[size_t(c * cols + c)] = diag[size_t(c)];
+  }
+  for (const char* name : {"int3", "int2_sym", "int2g32", "int3g64", "int4_tensor"}) {
+    for (bool weighted : {true, false}) {
+      const FormatSpec spec = spec_of(name);
+      GptqOptions options;
+      options.clip = kDefaultClipSearch;
+      options.clip_hessian_weighted = weighted;
+      RtnOptions rtn_options;
+      rtn_options.clip = kDefaultClipSearch;
+      if (weighted) rtn_options.column_importance = diag;
+      Result<QuantizedMatrix> rtn = rtn_quantize(w, rows, cols, spec, rtn_options);
+      ASSERT_TRUE(rtn.ok());
+      const GptqResult gptq = gptq_ok(w, rows, cols, spec, h, options);
+      EXPECT_EQ(gptq.matrix.codes, rtn->codes) << name << " weighted " << weighted;
+      EXPECT_EQ(dequantize(gptq.matrix), dequantize(*rtn)) << name << " weighted " << weighted;
+    }
+    GptqOptions plain_options, weighted_options;
+    weighted_options.clip = kDefaultClipSearch;
+    const GptqResult plain = gptq_ok(w, rows, cols, spec_of(name), h, plain_options);
+    const GptqResult clipped = gptq_ok(w, rows, cols, spec_of(name), h, weighted_options);
+    const double plain_error = weighted_squared_error(w, plain.matrix, diag);
+    const double clipped_error = weighted_squared_error(w, clipped.matrix, diag);
+    EXPECT_LT(clipped_error, plain_error) << name;
+  }
+}
+
 // The point of GPTQ: on heavy-tailed weights fed by correlated inputs with outlier channels, the
 // layer's output error ‖WX − QX‖² is at least twice lower than round-to-nearest's.
 TEST(Gptq, HalvesOutputErrorOfRtnAtThreeAndFourBits) {
