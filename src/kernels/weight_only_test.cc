@@ -32,28 +32,31 @@ double folded_weight_bound(const QuantizedMatrix& m) {
   return bound;
 }
 
+// The gemv of `isa` on a random `spec` matrix of shape s, called on two row ranges split at
+// rows / split, against the scalar reference within the derived dot-product tolerance.
+void expect_gemv_matches_reference(Isa isa, const std::string& spec, const testing::Shape& s, int64_t split,
+                                   uint32_t& seed) {
+  const QuantizedMatrix m = random_matrix(spec, s.rows, s.cols, seed++);
+  auto p = pack_quantized(m);
+  ASSERT_NE(p, nullptr);
+  const std::vector<float> x = padded(random_values(s.cols, seed++), p->k_padded);
+  std::vector<float> ref(size_t(s.rows)), fast(size_t(s.rows), -1.0f);
+  gemv_for(kernels_for(Isa::kRef), p->kind)(p->view(), 0, s.rows, x.data(), ref.data());
+  const int64_t r0 = s.rows / split;
+  gemv_for(kernels_for(isa), p->kind)(p->view(), 0, r0, x.data(), fast.data());
+  gemv_for(kernels_for(isa), p->kind)(p->view(), r0, s.rows, x.data(), fast.data());
+  const double w_bound = std::max(double(max_abs(dequantize(m))), folded_weight_bound(m));
+  const double tol = dot_tolerance(s.cols, max_abs(x), w_bound);
+  for (int64_t r = 0; r < s.rows; ++r)
+    ASSERT_NEAR(fast[size_t(r)], ref[size_t(r)], tol)
+        << isa_name(isa) << " " << spec << " " << s.rows << "x" << s.cols << " row " << r;
+}
+
 TEST(GemvF32, EveryIsaMatchesReference) {
   uint32_t seed = 7;
-  for (Isa isa : testing::fast_isas()) {
-    for (const std::string& spec : packable_specs()) {
-      for (const testing::Shape& s : edge_shapes()) {
-        const QuantizedMatrix m = random_matrix(spec, s.rows, s.cols, seed++);
-        auto p = pack_quantized(m);
-        ASSERT_NE(p, nullptr);
-        const std::vector<float> x = padded(random_values(s.cols, seed++), p->k_padded);
-        std::vector<float> ref(size_t(s.rows)), fast(size_t(s.rows), -1.0f);
-        gemv_for(kernels_for(Isa::kRef), p->kind)(p->view(), 0, s.rows, x.data(), ref.data());
-        const int64_t r0 = s.rows / 3;  // two calls on row ranges
-        gemv_for(kernels_for(isa), p->kind)(p->view(), 0, r0, x.data(), fast.data());
-        gemv_for(kernels_for(isa), p->kind)(p->view(), r0, s.rows, x.data(), fast.data());
-        const double w_bound = std::max(double(max_abs(dequantize(m))), folded_weight_bound(m));
-        const double tol = dot_tolerance(s.cols, max_abs(x), w_bound);
-        for (int64_t r = 0; r < s.rows; ++r)
-          ASSERT_NEAR(fast[size_t(r)], ref[size_t(r)], tol)
-              << isa_name(isa) << " " << spec << " " << s.rows << "x" << s.cols << " row " << r;
-      }
-    }
-  }
+  for (Isa isa : testing::fast_isas())
+    for (const std::string& spec : packable_specs())
+      for (const testing::Shape& s : edge_shapes()) expect_gemv_matches_reference(isa, spec, s, 3, seed);
 }
 
 // Rows long enough for the decode fast paths: whole 128-weight chunks in groups of 128 or more,
@@ -62,27 +65,10 @@ TEST(GemvF32, EveryIsaMatchesReference) {
 TEST(GemvF32, LongRowsEveryIsaMatchesReference) {
   uint32_t seed = 300;
   const std::vector<testing::Shape> shapes = {{6, 128}, {5, 4096}, {3, 8192 + 640 + 40}, {9, 2048 + 96}, {1, 300}};
-  for (Isa isa : testing::fast_isas()) {
+  for (Isa isa : testing::fast_isas())
     for (const char* spec : {"int8", "int8g128", "int8g256_sym", "int4", "int4g128", "int4g256_sym", "int3g128",
-                             "int3", "int2g128", "int2g256_sym", "int2", "int4g64", "nf4g128"}) {
-      for (const testing::Shape& s : shapes) {
-        const QuantizedMatrix m = random_matrix(spec, s.rows, s.cols, seed++);
-        auto p = pack_quantized(m);
-        ASSERT_NE(p, nullptr);
-        const std::vector<float> x = padded(random_values(s.cols, seed++), p->k_padded);
-        std::vector<float> ref(size_t(s.rows)), fast(size_t(s.rows), -1.0f);
-        gemv_for(kernels_for(Isa::kRef), p->kind)(p->view(), 0, s.rows, x.data(), ref.data());
-        const int64_t r0 = s.rows / 2;
-        gemv_for(kernels_for(isa), p->kind)(p->view(), 0, r0, x.data(), fast.data());
-        gemv_for(kernels_for(isa), p->kind)(p->view(), r0, s.rows, x.data(), fast.data());
-        const double w_bound = std::max(double(max_abs(dequantize(m))), folded_weight_bound(m));
-        const double tol = dot_tolerance(s.cols, max_abs(x), w_bound);
-        for (int64_t r = 0; r < s.rows; ++r)
-          ASSERT_NEAR(fast[size_t(r)], ref[size_t(r)], tol)
-              << isa_name(isa) << " " << spec << " " << s.rows << "x" << s.cols << " row " << r;
-      }
-    }
-  }
+                             "int3", "int2g128", "int2g256_sym", "int2", "int4g64", "nf4g128"})
+      for (const testing::Shape& s : shapes) expect_gemv_matches_reference(isa, spec, s, 2, seed);
 }
 
 TEST(GemvF32, HalfPrecisionWeights) {
