@@ -13,7 +13,11 @@ set_source_files_properties(${LOWBIT_KERNELS_AVX2} PROPERTIES COMPILE_OPTIONS "-
 foreach(f ${LOWBIT_KERNELS_AVX512})
   # VNNI instructions only in the *_vnni_*.cc files, which run only when cpuid reports AVX512-VNNI
   # (so the compiler cannot slip vpdpbusd into the plain AVX-512 kernels).
-  if(f MATCHES "_vnni_[^/]*\\.cc$")
+  if(f MATCHES "_amx_[^/]*\\.cc$")
+    # AMX tile instructions only in *_amx_*.cc, which run only when cpuid reports AMX-INT8 and the
+    # kernel has granted the tile state (dispatch.cc).
+    set_source_files_properties(${f} PROPERTIES COMPILE_OPTIONS "${LOWBIT_AVX512_FLAGS};-mavx512vnni;-mamx-tile;-mamx-int8")
+  elseif(f MATCHES "_vnni_[^/]*\\.cc$")
     set_source_files_properties(${f} PROPERTIES COMPILE_OPTIONS "${LOWBIT_AVX512_FLAGS};-mavx512vnni")
   else()
     set_source_files_properties(${f} PROPERTIES COMPILE_OPTIONS "${LOWBIT_AVX512_FLAGS}")

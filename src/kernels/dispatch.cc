@@ -1,5 +1,9 @@
 #include "kernels/kernels.h"
 
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <mutex>
 
@@ -16,6 +20,22 @@ bool cpu_has_avx512() {
 }
 bool cpu_has_avx512_vnni() { return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni"); }
 
+// AMX-INT8: cpuid leaf 7 EDX bits 24 (AMX-TILE) and 25 (AMX-INT8), and Linux must grant the
+// process the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 18) before
+// the first tile instruction, or that instruction faults. LOWBIT_NO_AMX=1 leaves it off.
+bool amx_int8_ready() {
+  static const bool ready = [] {
+    const char* off = std::getenv("LOWBIT_NO_AMX");
+    if (off != nullptr && *off != '\0' && *off != '0') return false;
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+    if ((edx >> 24 & 1u) == 0 || (edx >> 25 & 1u) == 0) return false;
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return ready;
+}
+
 KernelTable build_table(Isa isa) {
   KernelTable t;
   fill_ref_kernels(t);
@@ -24,6 +44,7 @@ KernelTable build_table(Isa isa) {
   if (isa == Isa::kAvx2) return t;
   fill_avx512_kernels(t);
   if (cpu_has_avx512_vnni()) fill_avx512_vnni_kernels(t);
+  if (cpu_has_avx512_vnni() && amx_int8_ready()) fill_amx_kernels(t);
   return t;
 }
 

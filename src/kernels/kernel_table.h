@@ -82,6 +82,8 @@ void fill_ref_kernels(KernelTable& table);
 void fill_avx2_kernels(KernelTable& table);
 void fill_avx512_kernels(KernelTable& table);
 void fill_avx512_vnni_kernels(KernelTable& table);
+// AMX-INT8 W8A8 prefill on kQ8P panels (16 tokens or more; fewer go to the entry it replaces).
+void fill_amx_kernels(KernelTable& table);
 // Parts of the fills above, one per translation unit.
 void fill_avx2_qd8_kernels(KernelTable& table);
 

@@ -119,14 +119,16 @@ TEST(GemmQd8, IntegerDotProductsExactEdgeShapes) {
 }
 
 // kQ8P (int8 per channel in 16-row VNNI panels): row counts around the panel size, ranges that
-// start and end inside a panel (expect_exact splits the rows in two calls at rows / 2).
+// start and end inside a panel (expect_exact splits the rows in two calls at rows / 2); 16 tokens
+// or more take the AMX kernel where the CPU has AMX-INT8 (whole and partial groups of 16).
 TEST(GemmQd8, PanelLayoutExactEdgeShapes) {
   std::mt19937 rng(3);
   for (const char* spec : {"int8", "int8_sym", "int8_tensor"})
     for (int64_t cols : {1, 31, 32, 33, 172, 200})
       for (int64_t rows : {1, 3, 15, 16, 17, 33, 70})
-        for (int64_t tokens : {1, 2, 5, 6, 7, 13}) expect_exact(spec, rows, cols, tokens, 4, rng, -4, -2, true);
+        for (int64_t tokens : {1, 2, 5, 6, 7, 13, 16, 17, 35}) expect_exact(spec, rows, cols, tokens, 4, rng, -4, -2, true);
   expect_exact("int8", 40, 4096, 7, 1, rng, -3, -3, true);
+  expect_exact("int8", 40, 4096, 33, 1, rng, -3, -3, true);
 }
 
 TEST(GemmQd8, PanelLayoutUnpacksToTheCanonicalValues) {
@@ -225,7 +227,7 @@ TEST(MatmulQd8, RealisticDataWithinDerivedTolerance) {
         const QuantizedMatrix m = testing::random_matrix(name.substr(0, name.find(' ')), s.rows, s.cols, seed++);
         auto p = pack_quantized(m, panels);
         const std::vector<float> w = dequantize(m);
-        for (int64_t n : {1, 6}) {
+        for (int64_t n : {1, 6, 20}) {
           const std::vector<float> x = random_values(n * s.cols, seed++);
           std::vector<float> y(size_t(n * s.rows));
           matmul_qd8(*p, x.data(), n, y.data(), kernels_for(isa));
