@@ -40,8 +40,9 @@ inline __m512i load_codes(const uint8_t* row, int64_t b, bool pair) {
 // Activation scales of blocks b (lanes 0..7) and b+1 (lanes 8..15) of one token; `pair` false:
 // block b only (the upper lanes multiply zero sums).
 inline __m512 pair_scales(const float* scales, int64_t b, bool pair) {
-  const __m128 two =
-      pair ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(scales + b))) : _mm_load_ss(scales + b);
+  double both = 0.0;  // two floats, which are only 4-byte aligned: copied, not loaded as a double
+  if (pair) __builtin_memcpy(&both, scales + b, 8);
+  const __m128 two = pair ? _mm_castpd_ps(_mm_set_sd(both)) : _mm_load_ss(scales + b);
   const __m512i lanes = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   return _mm512_permutexvar_ps(lanes, _mm512_castps128_ps512(two));
 }
