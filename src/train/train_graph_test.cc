@@ -113,53 +113,57 @@ TEST(TrainGraphGrad, Rope) {
   }
 }
 
-TEST(TrainGraphGrad, CausalGqaAttention) {
-  const int batch = 2, seq = 5, heads = 4, kv_heads = 2, hd = 4;
-  const size_t nq = size_t(batch) * seq * heads * hd, nkv = size_t(batch) * seq * kv_heads * hd;
-  auto q = randn(nq, 6), k = randn(nkv, 7), v = randn(nkv, 8), dout = randn(nq, 9);
-  std::vector<double> probs(size_t(batch) * heads * seq * seq), out(nq);
-  auto f = [&] {
+// A causal GQA attention problem with random inputs (seeds from `seed`): the objective
+// f() = <attention(q, k, v), dout> and, after backward(), its analytic gradients.
+struct AttentionCase {
+  int batch, seq, heads, kv_heads, hd;
+  size_t nq, nkv;
+  std::vector<double> q, k, v, dout, probs, out, dq, dk, dv;
+  AttentionCase(int batch_, int seq_, int heads_, int kv_heads_, int hd_, uint64_t seed)
+      : batch(batch_), seq(seq_), heads(heads_), kv_heads(kv_heads_), hd(hd_),
+        nq(size_t(batch) * seq * heads * hd), nkv(size_t(batch) * seq * kv_heads * hd),
+        q(randn(nq, seed)), k(randn(nkv, seed + 1)), v(randn(nkv, seed + 2)), dout(randn(nq, seed + 3)),
+        probs(size_t(batch) * heads * seq * seq), out(nq), dq(nq), dk(nkv), dv(nkv) {}
+  double f() {
     attention_forward(q.data(), k.data(), v.data(), batch, seq, heads, kv_heads, hd, probs.data(), out.data());
     return dot(out, dout);
-  };
-  f();
-  std::vector<double> dq(nq), dk(nkv), dv(nkv);
-  attention_backward(q.data(), k.data(), v.data(), probs.data(), dout.data(), batch, seq, heads, kv_heads, hd,
-                     dq.data(), dk.data(), dv.data());
-  check_gradient("attention dq", q, dq, f);
-  check_gradient("attention dk", k, dk, f);
-  check_gradient("attention dv", v, dv, f);
+  }
+  void backward() {
+    f();
+    attention_backward(q.data(), k.data(), v.data(), probs.data(), dout.data(), batch, seq, heads, kv_heads, hd,
+                       dq.data(), dk.data(), dv.data());
+  }
+};
+
+TEST(TrainGraphGrad, CausalGqaAttention) {
+  AttentionCase a(2, 5, 4, 2, 4, 6);
+  a.backward();
+  auto f = [&] { return a.f(); };
+  check_gradient("attention dq", a.q, a.dq, f);
+  check_gradient("attention dk", a.k, a.dk, f);
+  check_gradient("attention dv", a.v, a.dv, f);
   // Causality: the output at position 0 depends on nothing later.
-  std::vector<double> out0(out.begin(), out.begin() + hd);
-  k[size_t(3) * kv_heads * hd] += 1.0;
-  f();
-  for (int i = 0; i < hd; ++i) EXPECT_EQ(out[size_t(i)], out0[size_t(i)]);
+  std::vector<double> out0(a.out.begin(), a.out.begin() + a.hd);
+  a.k[size_t(3) * a.kv_heads * a.hd] += 1.0;
+  a.f();
+  for (int i = 0; i < a.hd; ++i) EXPECT_EQ(a.out[size_t(i)], out0[size_t(i)]);
 }
 
 // Long enough for several query blocks (the kernel works in blocks of 64 queries); a seeded
 // sample of coordinates keeps the finite differences cheap.
 TEST(TrainGraphGrad, CausalGqaAttentionAcrossQueryBlocks) {
-  const int batch = 1, seq = 150, heads = 2, kv_heads = 1, hd = 4;
-  const size_t nq = size_t(batch) * seq * heads * hd, nkv = size_t(batch) * seq * kv_heads * hd;
-  auto q = randn(nq, 16), k = randn(nkv, 17), v = randn(nkv, 18), dout = randn(nq, 19);
-  std::vector<double> probs(size_t(batch) * heads * seq * seq), out(nq);
-  auto f = [&] {
-    attention_forward(q.data(), k.data(), v.data(), batch, seq, heads, kv_heads, hd, probs.data(), out.data());
-    return dot(out, dout);
-  };
-  f();
-  std::vector<double> dq(nq), dk(nkv), dv(nkv);
-  attention_backward(q.data(), k.data(), v.data(), probs.data(), dout.data(), batch, seq, heads, kv_heads, hd,
-                     dq.data(), dk.data(), dv.data());
+  AttentionCase a(1, 150, 2, 1, 4, 16);
+  a.backward();
+  auto f = [&] { return a.f(); };
   std::mt19937_64 rng(20);
   auto sample = [&](size_t n) {
     std::vector<size_t> idx;
     for (int i = 0; i < 80; ++i) idx.push_back(size_t(rng() % n));
     return idx;
   };
-  check_gradient("attention dq (3 blocks)", q, dq, f, sample(nq));
-  check_gradient("attention dk (3 blocks)", k, dk, f, sample(nkv));
-  check_gradient("attention dv (3 blocks)", v, dv, f, sample(nkv));
+  check_gradient("attention dq (3 blocks)", a.q, a.dq, f, sample(a.nq));
+  check_gradient("attention dk (3 blocks)", a.k, a.dk, f, sample(a.nkv));
+  check_gradient("attention dv (3 blocks)", a.v, a.dv, f, sample(a.nkv));
 }
 
 TEST(TrainGraphGrad, SwiGlu) {
