@@ -14,17 +14,15 @@
 #include "model/synthetic.h"
 #include "quant/hessian.h"
 #include "testing/testing.h"
+#include "testing/calib_testing.h"
+#include "testing/quant_testing.h"
 
 namespace lowbit {
 namespace {
 
 namespace tn = tensor_names;
 
-FormatSpec spec_of(const std::string& name) {
-  Result<FormatSpec> spec = parse_format_spec(name);
-  EXPECT_TRUE(spec.ok()) << name;
-  return *spec;
-}
+using testing::spec_of;
 
 std::shared_ptr<const Model> tiny_model(uint64_t seed = 1) {
   Result<std::shared_ptr<Model>> m = Model::from_checkpoint(make_random_checkpoint(tiny_test_config(), seed));
@@ -32,15 +30,7 @@ std::shared_ptr<const Model> tiny_model(uint64_t seed = 1) {
   return *m;
 }
 
-TokenWindows random_windows(int count, int length, int vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  TokenWindows windows(static_cast<size_t>(count));
-  for (auto& w : windows) {
-    w.resize(size_t(length));
-    for (int& t : w) t = int(rng() % uint32_t(vocab));
-  }
-  return windows;
-}
+using testing::random_windows;
 
 std::vector<std::pair<std::string, FormatSpec>> all_linears(const Model& model, const FormatSpec& spec) {
   std::vector<std::pair<std::string, FormatSpec>> targets;

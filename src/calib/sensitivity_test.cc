@@ -8,6 +8,7 @@
 
 #include "calib/quantize_checkpoint.h"
 #include "model/synthetic.h"
+#include "testing/calib_testing.h"
 #include "testing/quant_testing.h"
 
 namespace lowbit {
@@ -15,15 +16,7 @@ namespace {
 
 using testing::spec_of;
 
-TokenWindows random_windows(int count, int length, int vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  TokenWindows windows(static_cast<size_t>(count));
-  for (auto& w : windows) {
-    w.resize(size_t(length));
-    for (int& t : w) t = int(rng() % uint32_t(vocab));
-  }
-  return windows;
-}
+using testing::random_windows;
 
 class Sensitivity : public ::testing::Test {
  protected:
@@ -70,8 +63,11 @@ TEST_F(Sensitivity, KldEqualsAFullEvaluationWithThatOneTensorQuantized) {
       // The table keeps FP log-probabilities in fp32: agreement to fp32 rounding of log p (~1e-7
       // relative of values of a few nats) summed over the vocabulary.
       EXPECT_NEAR(item.cells[f].kld, full->kld, 1e-5 * full->kld + 1e-7) << item.name << " " << table->formats[f];
-      for (const auto& e : plan.entries)
-        if (e.name == item.name) EXPECT_EQ(item.cells[f].bytes, e.bytes);
+      for (const auto& e : plan.entries) {
+        if (e.name == item.name) {
+          EXPECT_EQ(item.cells[f].bytes, e.bytes);
+        }
+      }
     }
   }
   // More bits, less damage, by both measures, for every tensor.
@@ -198,8 +194,9 @@ TEST_F(Sensitivity, InContextOfAPerTensorBaseEachCellIsThatModelWithOneItemChang
   EXPECT_NEAR(table->base_kld, all_base->kld, 1e-5 * all_base->kld + 1e-7);
   for (const SensitivityItem& item : table->items)
     for (size_t f = 0; f < table->formats.size(); ++f)
-      if (table->formats[f] == format_spec_name(base.at(item.name)))
+      if (table->formats[f] == format_spec_name(base.at(item.name))) {
         EXPECT_NEAR(item.cells[f].kld, table->base_kld, 1e-5 * table->base_kld + 1e-7) << item.name;
+      }
   const SensitivityItem& item = table->items[9];  // a linear of block 1
   Recipe recipe = base_recipe;
   recipe.rules.insert(recipe.rules.begin(), {item.name, "int8", spec_of("int8"), "rtn"});
