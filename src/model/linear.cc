@@ -54,25 +54,20 @@ const kernels::PackedWeight* kernel_weight(const Linear& layer) {
   return p;
 }
 
-// The reference form of dynamic int8 activations (kernels/kernel_types.h, "qd8"): each block of
-// kernels::kBlock consecutive inputs of a token is rounded to q = round_half_even(x * 127 / max|x|)
-// and replaced by q * max|x| / 127, so the fp32 product below computes what the int8 kernels
-// compute, up to summation order.
+// The reference form of dynamic int8 activations: each token is rounded by the scalar reference
+// quantizer of the kernel table (kernels/kernel_types.h, "qd8": one scale per 32 inputs) and
+// replaced by q * scale, so the fp32 product below computes what the int8 kernels compute, up to
+// summation order.
 std::vector<float> fake_quantize_int8_blocks(const float* x, int n_tokens, int in) {
-  std::vector<float> out(x, x + size_t(n_tokens) * in);
+  const int64_t k_padded = (in + kernels::kBlock - 1) / kernels::kBlock * kernels::kBlock;
+  std::vector<int8_t> q(static_cast<size_t>(k_padded));
+  std::vector<float> scales(size_t(k_padded / kernels::kBlock));
+  std::vector<int32_t> sums(scales.size());
+  std::vector<float> out(size_t(n_tokens) * in);
   for (int t = 0; t < n_tokens; ++t) {
-    for (int begin = 0; begin < in; begin += kernels::kBlock) {
-      float* block = out.data() + size_t(t) * in + begin;
-      const int n = std::min(kernels::kBlock, in - begin);
-      float max_abs = 0.0f;
-      for (int i = 0; i < n; ++i) max_abs = std::max(max_abs, std::fabs(block[i]));
-      if (max_abs < 1e-30f) {  // the kernels' rule: such a block quantizes to zeros
-        std::fill(block, block + n, 0.0f);
-        continue;
-      }
-      const float inverse = 127.0f / max_abs, scale = max_abs / 127.0f;
-      for (int i = 0; i < n; ++i) block[i] = std::nearbyint(block[i] * inverse) * scale;
-    }
+    kernels::kernels_for(kernels::Isa::kRef)
+        .quantize_f32_qd8(x + size_t(t) * in, in, k_padded, q.data(), scales.data(), sums.data());
+    for (int i = 0; i < in; ++i) out[size_t(t) * in + i] = float(q[size_t(i)]) * scales[size_t(i / kernels::kBlock)];
   }
   return out;
 }
