@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <cblas.h>
+
 namespace lowbit {
 
 void rms_norm(const float* x, const float* weight, int dim, float eps, float* out) {
@@ -68,67 +70,121 @@ void Session::embed(std::span<const int> tokens, float* x) const {
     std::memcpy(x + t * dim, model_->embedding() + size_t(tokens[t]) * dim, sizeof(float) * dim);
 }
 
+namespace {
+
+// Rows of exp(score - max) / sum over the first `valid` entries of a score row; the masked tail
+// (later positions, which a causal query must not see) becomes exact zeros.
+void softmax_prefix(float* row, int valid, int length) {
+  const float max_score = *std::max_element(row, row + valid);
+  float sum = 0;
+  for (int p = 0; p < valid; ++p) {
+    row[p] = std::exp(row[p] - max_score);
+    sum += row[p];
+  }
+  for (int p = 0; p < valid; ++p) row[p] /= sum;
+  std::fill(row + valid, row + length, 0.0f);
+}
+
+}  // namespace
+
 void Session::attention(int layer, int n, int start) {
+  if (n == 1) {
+    attention_one_token(layer, start);
+    return;
+  }
+  // Several tokens (prefill): per head, the scores of a chunk of queries against every cached
+  // position are one matrix product Q_h K_g^T, and the output one product P V_g (BLAS, single-
+  // threaded inside this parallel region), instead of one dot product per (query, position).
+  // The causal mask is applied to the score rows before the second product; the masked products
+  // are wasted work, a small price next to BLAS's speed over scalar loops.
   const ModelConfig& c = model_->config();
   const int hd = c.head_dim, kv_dim = c.kv_dim(), q_dim = c.q_dim();
   const int group = c.n_heads / c.n_kv_heads;
   const float scale = 1.0f / std::sqrt(float(hd));
   const float* keys = key_cache_.data() + size_t(layer) * capacity_ * kv_dim;
   const float* values = value_cache_.data() + size_t(layer) * capacity_ * kv_dim;
-  // Threads only pay off when there is real work: a tiny model's attention is done faster on one
-  // core than it takes to wake the others.
+  // Query chunks bound the score buffer (chunk x positions) for long prompts.
+  constexpr int kChunk = 64;
+  const int chunks = (n + kChunk - 1) / kChunk;
   const double work = double(n) * c.n_heads * (start + n) * hd;
 #pragma omp parallel if (work > 1e6)
   {
-    std::vector<float> scores(size_t(start + n));
+    std::vector<float> scores;
 #pragma omp for collapse(2) schedule(static)
-    for (int t = 0; t < n; ++t)
-      for (int h = 0; h < c.n_heads; ++h) {
-        const int pos = start + t;
-        const float* q = q_.data() + size_t(t) * q_dim + size_t(h) * hd;
-        const int kvh = h / group;
-        // Four positions at a time, each reduction vectorized with one partial sum per SIMD lane:
-        // four independent accumulators keep the adds from waiting on each other (without the
-        // pragma, and with no -ffast-math, the compiler keeps one serial sum, which cost a quarter
-        // of W8A8 prefill time on TinyLlama's shape).
-        const auto key = [&](int p) { return keys + size_t(p) * kv_dim + size_t(kvh) * hd; };
-        int p = 0;
-        for (; p + 4 <= pos + 1; p += 4) {
-          const float *k0 = key(p), *k1 = key(p + 1), *k2 = key(p + 2), *k3 = key(p + 3);
-          float d0 = 0, d1 = 0, d2 = 0, d3 = 0;
-#pragma omp simd reduction(+ : d0, d1, d2, d3)
-          for (int i = 0; i < hd; ++i) {
-            d0 += q[i] * k0[i];
-            d1 += q[i] * k1[i];
-            d2 += q[i] * k2[i];
-            d3 += q[i] * k3[i];
-          }
-          scores[size_t(p)] = d0 * scale;
-          scores[size_t(p) + 1] = d1 * scale;
-          scores[size_t(p) + 2] = d2 * scale;
-          scores[size_t(p) + 3] = d3 * scale;
-        }
-        for (; p <= pos; ++p) {
-          const float* k = key(p);
-          float dot = 0;
-#pragma omp simd reduction(+ : dot)
-          for (int i = 0; i < hd; ++i) dot += q[i] * k[i];
-          scores[size_t(p)] = dot * scale;
-        }
-        const float max_score = *std::max_element(scores.begin(), scores.begin() + pos + 1);
-        float sum = 0;
-        for (int p = 0; p <= pos; ++p) {
-          scores[size_t(p)] = std::exp(scores[size_t(p)] - max_score);
-          sum += scores[size_t(p)];
-        }
-        float* out = att_out_.data() + size_t(t) * q_dim + size_t(h) * hd;
-        std::fill(out, out + hd, 0.0f);
-        for (int p = 0; p <= pos; ++p) {
-          const float a = scores[size_t(p)] / sum;
-          const float* v = values + size_t(p) * kv_dim + size_t(kvh) * hd;
-          for (int i = 0; i < hd; ++i) out[i] += a * v[i];
-        }
+    for (int h = 0; h < c.n_heads; ++h)
+      for (int ch = 0; ch < chunks; ++ch) {
+        const int t0 = ch * kChunk, rows = std::min(kChunk, n - t0);
+        const int length = start + t0 + rows;  // positions the chunk's last query sees
+        scores.resize(size_t(rows) * length);
+        const float* q = q_.data() + size_t(t0) * q_dim + size_t(h) * hd;
+        const float* k = keys + size_t(h / group) * hd;
+        const float* v = values + size_t(h / group) * hd;
+        // scores [rows, length] = scale * Q [rows, hd] K^T [hd, length]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, length, hd, scale, q, q_dim, k, kv_dim, 0.0f,
+                    scores.data(), length);
+        for (int r = 0; r < rows; ++r) softmax_prefix(scores.data() + size_t(r) * length, start + t0 + r + 1, length);
+        // out [rows, hd] = P [rows, length] V [length, hd]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, length, 1.0f, scores.data(), length, v,
+                    kv_dim, 0.0f, att_out_.data() + size_t(t0) * q_dim + size_t(h) * hd, q_dim);
       }
+  }
+}
+
+void Session::attention_one_token(int layer, int start) {
+  const ModelConfig& c = model_->config();
+  const int hd = c.head_dim, kv_dim = c.kv_dim();
+  const int group = c.n_heads / c.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  const float* keys = key_cache_.data() + size_t(layer) * capacity_ * kv_dim;
+  const float* values = value_cache_.data() + size_t(layer) * capacity_ * kv_dim;
+  const int pos = start;
+  // Threads only pay off when there is real work: a tiny model's attention is done faster on one
+  // core than it takes to wake the others.
+  const double work = double(c.n_heads) * (start + 1) * hd;
+#pragma omp parallel if (work > 1e6)
+  {
+    std::vector<float> scores(size_t(pos + 1));
+#pragma omp for schedule(static)
+    for (int h = 0; h < c.n_heads; ++h) {
+      const float* q = q_.data() + size_t(h) * hd;
+      const int kvh = h / group;
+      // Four positions at a time, each reduction vectorized with one partial sum per SIMD lane:
+      // four independent accumulators keep the adds from waiting on each other (without the
+      // pragma, and with no -ffast-math, the compiler keeps one serial sum).
+      const auto key = [&](int p) { return keys + size_t(p) * kv_dim + size_t(kvh) * hd; };
+      int p = 0;
+      for (; p + 4 <= pos + 1; p += 4) {
+        const float *k0 = key(p), *k1 = key(p + 1), *k2 = key(p + 2), *k3 = key(p + 3);
+        float d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+#pragma omp simd reduction(+ : d0, d1, d2, d3)
+        for (int i = 0; i < hd; ++i) {
+          d0 += q[i] * k0[i];
+          d1 += q[i] * k1[i];
+          d2 += q[i] * k2[i];
+          d3 += q[i] * k3[i];
+        }
+        scores[size_t(p)] = d0 * scale;
+        scores[size_t(p) + 1] = d1 * scale;
+        scores[size_t(p) + 2] = d2 * scale;
+        scores[size_t(p) + 3] = d3 * scale;
+      }
+      for (; p <= pos; ++p) {
+        const float* k = key(p);
+        float dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int i = 0; i < hd; ++i) dot += q[i] * k[i];
+        scores[size_t(p)] = dot * scale;
+      }
+      softmax_prefix(scores.data(), pos + 1, pos + 1);
+      float* out = att_out_.data() + size_t(h) * hd;
+      std::fill(out, out + hd, 0.0f);
+      for (int p = 0; p <= pos; ++p) {
+        const float a = scores[size_t(p)];
+        const float* v = values + size_t(p) * kv_dim + size_t(kvh) * hd;
+#pragma omp simd
+        for (int i = 0; i < hd; ++i) out[i] += a * v[i];
+      }
+    }
   }
 }
 
@@ -139,11 +195,17 @@ void Session::forward_block(int layer, float* x, int n, int start) {
   const int dim = c.dim, hd = c.head_dim, kv_dim = c.kv_dim(), q_dim = c.q_dim(), hidden = c.hidden_dim;
   const int half = hd / 2;
 
+  // The per-token element-wise work below is split across threads for prompts (it was a fifth of
+  // W8A8 prefill time on one thread once the matrix products were fast); one token stays serial.
+  const bool threaded = int64_t(n) * hidden >= (int64_t(1) << 16);
+
   // Attention: x += Wo · attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
+#pragma omp parallel for schedule(static) if (threaded)
   for (int t = 0; t < n; ++t) rms_norm(x + size_t(t) * dim, L.attn_norm, dim, c.norm_eps, &normed_[size_t(t) * dim]);
   run_linear(layer, L.q, normed_.data(), n, q_.data());
   run_linear(layer, L.k, normed_.data(), n, k_.data());
   run_linear(layer, L.v, normed_.data(), n, v_.data());
+#pragma omp parallel for schedule(static) if (threaded)
   for (int t = 0; t < n; ++t) {
     const int pos = start + t;
     const float* cos_row = &rope_cos_[size_t(pos) * half];
@@ -156,17 +218,21 @@ void Session::forward_block(int layer, float* x, int n, int start) {
   }
   attention(layer, n, start);
   run_linear(layer, L.o, att_out_.data(), n, tmp_.data());
+#pragma omp parallel for schedule(static) if (threaded)
   for (size_t i = 0; i < size_t(n) * dim; ++i) x[i] += tmp_[i];
 
   // Feed-forward (SwiGLU): x += W_down · (silu(W_gate·n(x)) ⊙ W_up·n(x))
+#pragma omp parallel for schedule(static) if (threaded)
   for (int t = 0; t < n; ++t) rms_norm(x + size_t(t) * dim, L.ffn_norm, dim, c.norm_eps, &normed_[size_t(t) * dim]);
   run_linear(layer, L.gate, normed_.data(), n, gate_.data());
   run_linear(layer, L.up, normed_.data(), n, up_.data());
+#pragma omp parallel for schedule(static) if (threaded)
   for (size_t i = 0; i < size_t(n) * hidden; ++i) {
     const float g = gate_[i];
     gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
   }
   run_linear(layer, L.down, gate_.data(), n, tmp_.data());
+#pragma omp parallel for schedule(static) if (threaded)
   for (size_t i = 0; i < size_t(n) * dim; ++i) x[i] += tmp_[i];
 }
 

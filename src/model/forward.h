@@ -52,6 +52,7 @@ class Session {
   void ensure_scratch(int n);
   void run_linear(int layer, const Linear& l, const float* x, int n, float* y);
   void attention(int layer, int n, int start);
+  void attention_one_token(int layer, int start);
 
   std::shared_ptr<const Model> model_;
   LinearHook hook_;
