@@ -111,8 +111,9 @@ void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, cons
   a.block_sums = sums.data();
   a.group_corrections = corrections.data();
   const GemmQd8Fn gemm = gemm_qd8_for(table, w.kind);
-  // kQ8P kernels work on pairs of 16-row panels (four for one token): whole ones per work item.
-  const int64_t chunk = w.kind == PackedKind::kQ8P ? 4 * kPanelRows : kRowChunk;
+  // kQ8P kernels work on pairs of 16-row panels (four for one token), and so do the AMX prefill
+  // kernels (kQ4 rows are unpacked into panels): whole pairs per work item.
+  const int64_t chunk = w.kind == PackedKind::kQ8P || n >= kPanelRows ? 4 * kPanelRows : kRowChunk;
   const int64_t chunks = (v.rows + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) if (double(n) * double(v.rows) * double(v.k_padded) > kParallelWork)
   for (int64_t c = 0; c < chunks; ++c) gemm(v, c * chunk, std::min(v.rows, (c + 1) * chunk), a, y, v.rows);

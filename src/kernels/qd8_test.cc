@@ -131,6 +131,17 @@ TEST(GemmQd8, PanelLayoutExactEdgeShapes) {
   expect_exact("int8", 40, 4096, 33, 1, rng, -3, -3, true);
 }
 
+// Int4 with 16 tokens or more: the AMX kernel unpacks kQ4 rows into 16-row panels (rows around
+// the panel size, ranges split inside a panel, group ends inside and at the end of a row).
+TEST(GemmQd8, Int4ManyTokensExactEdgeShapes) {
+  std::mt19937 rng(4);
+  for (const char* spec : {"int4", "int4g32", "int4g64_sym", "int4g128"})
+    for (int64_t cols : {1, 33, 172, 200})
+      for (int64_t rows : {1, 15, 17, 33, 70})
+        for (int64_t tokens : {16, 17, 35}) expect_exact(spec, rows, cols, tokens, 127, rng);
+  expect_exact("int4g128", 40, 4096, 33, 3, rng, -3, -3);
+}
+
 TEST(GemmQd8, PanelLayoutUnpacksToTheCanonicalValues) {
   for (const char* spec : {"int8", "int8_sym"}) {
     const QuantizedMatrix m = testing::random_matrix(spec, 21, 70, 9);

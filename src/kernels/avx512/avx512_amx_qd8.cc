@@ -1,14 +1,27 @@
-// AMX-INT8 kernel for W8A8 prefill on kQ8P panels (kernel_types.h): the panel layout is exactly
-// the "VNNI" layout AMX expects for its B operand (per 4 inputs, 16 rows x 4 bytes), so a block of
-// 32 inputs of a panel is one 8 x 64-byte B tile read in place. Per block and 16 tokens:
+// AMX-INT8 kernels for prefill with dynamic int8 activations (16 tokens or more; fewer go to the
+// AVX-512 VNNI entries they replace): W8A8 on kQ8P panels and W4A8 on kQ4 (kernel_types.h).
+//
+// The kQ8P panel layout is exactly the "VNNI" layout AMX expects for its B operand (per 4 inputs,
+// 16 rows x 4 bytes), so a block of 32 inputs of a panel is one 8 x 64-byte B tile read in place.
+// kQ4 rows are unpacked to that layout one panel (16 rows, all K) at a time, into a buffer that
+// every group of tokens then reads (the unpacking is paid once per 16 rows, not per token).
+// Per block, 16 tokens and 16 rows:
 //   C[token, row] = sum_{k in block} q[token, k] * code[row, k]   (tdpbsud: signed x unsigned,
-//   exact int32), then, per token, one conversion and one FMA with that token's block scale.
-// The block scales are why the dot products stop every 32 inputs (a tile could take 64). Used for
-// 16 or more tokens; fewer go to the AVX-512 VNNI panel kernel. Scalar definition:
-// ref/ref_kernels.cc. Compiled with -mamx-tile -mamx-int8, used only when cpuid reports AMX-INT8
-// and the kernel grants the tile state (dispatch.cc).
+//   exact int32), then per token one conversion and one FMA with that token's block scale into
+//   the group's sum; at the end of each weight group, sum - zero * correction, times the scale.
+// The block scales are why the dot products stop every 32 inputs (a tile could take 64), and why
+// each C tile goes through memory to the vector unit once per block.
+//
+// A tile product has a long latency (a chain of tdpbsud on one C tile ran at ~50 cycles each
+// here), so each step issues four independent products: 2 panels (32 rows) x 2 groups of 16
+// tokens, into four C tiles, from 2 A and 2 B tiles (all 8 tiles); the C tiles of one block are
+// read back by the vector unit while the next block's products run (a tile store does not forward
+// to vector loads: reading it back at once stalls). Accumulators live in an L1-resident buffer.
+// Scalar definition: ref/ref_kernels.cc. Compiled with -mamx-tile -mamx-int8, used only when cpuid
+// reports AMX-INT8 and the kernel grants the tile state (dispatch.cc).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -29,102 +42,280 @@ struct alignas(64) TileConfig {
   uint8_t rows[16];
 };
 
-// Tile 0: C (16 tokens x 16 rows, int32); 2: A (16 tokens x 32 int8); 3: B (8 rows of 4 inputs x
-// 16 rows x 4 bytes).
+// Tiles 0-3: C (16 tokens x 16 rows, int32) for (token group, panel) = (0,0) (0,1) (1,0) (1,1);
+// 4, 5: A of token groups 0, 1 (16 tokens x 32 int8); 6, 7: B of panels 0, 1 (8 rows of 4 inputs
+// x 16 rows x 4 bytes).
 void configure_tiles() {
   TileConfig c;
   std::memset(&c, 0, sizeof(c));
   c.palette_id = 1;
-  c.rows[0] = kTileTokens;
-  c.colsb[0] = 64;
-  c.rows[2] = kTileTokens;
-  c.colsb[2] = kBlock;
-  c.rows[3] = kBlock / 4;
-  c.colsb[3] = 64;
+  for (int i = 0; i < 4; ++i) {
+    c.rows[i] = kTileTokens;
+    c.colsb[i] = 64;
+  }
+  for (int i = 4; i < 6; ++i) {
+    c.rows[i] = kTileTokens;
+    c.colsb[i] = kBlock;
+  }
+  for (int i = 6; i < 8; ++i) {
+    c.rows[i] = kBlock / 4;
+    c.colsb[i] = 64;
+  }
   _tile_loadconfig(&c);
 }
 
-GemmQd8Fn small_batch_kernel = nullptr;  // the VNNI panel kernel this table had before
+// The VNNI entries these kernels replace, for fewer than 16 tokens.
+GemmQd8Fn small_batch_q8p = nullptr;
+GemmQd8Fn small_batch_q4g = nullptr;
 
-// One panel p against 16 tokens: act [16, act_stride] int8, scales [16, blocks], corrections
-// [16]; rows beyond the real tokens are zeros with scale 0. The 16 accumulators (one zmm of 16
-// rows per token) stay in registers: the loops over tokens have a constant trip count. Writes the
-// first `tokens` tokens (from t0), rows in [row_begin, row_end).
-void amx_panel(const PackedWeightView& w, int64_t p, const int8_t* act, int64_t act_stride, const float* scales,
-               const float* corrections, int tokens, int64_t t0, float* y, int64_t ldy, int64_t row_begin,
-               int64_t row_end) {
-  const int64_t blocks = w.k_padded / kBlock;
-  const uint8_t* panel = w.codes + p * kPanelRows * w.k_padded;
-  __m512 facc[kTileTokens];
+// 16 tokens of qd8 activations as an A operand: int8 [16, stride], block scales [16, blocks],
+// zero-point corrections [16, groups]; `count` of them are real (the rest are zero rows, scale 0).
+struct TokenGroup {
+  const int8_t* act;
+  int64_t stride;
+  const float* scales;
+  const float* corrections;
+  int64_t first_token;
+  int count;
+};
+
+// 16 rows of weights as B tiles: codes in the VNNI panel layout (kPanelBlockBytes per block), and
+// per weight group 16 scales and 16 zeros (rows beyond the matrix: code 0, scale 0).
+struct Panel {
+  const uint8_t* codes;
+  const float* scales;  // [groups, 16]
+  const float* zeros;   // [groups, 16]
+  int64_t first_row;
+};
+
+// sum[m] += cvt(c[m]) * scale[m, b] for the 16 tokens m of one C tile.
+inline void add_block(float (*sum)[kPanelRows], const int32_t (*c)[kPanelRows], const float* scales, int64_t blocks,
+                      int64_t b) {
 #pragma GCC unroll 16
-  for (int m = 0; m < kTileTokens; ++m) facc[m] = _mm512_setzero_ps();
-  alignas(64) int32_t c[kTileTokens][kPanelRows];
-  for (int64_t b = 0; b < blocks; ++b) {
-    _tile_zero(0);
-    _tile_loadd(2, act + b * kBlock, act_stride);
-    _tile_loadd(3, panel + b * kPanelBlockBytes, 64);
-    _tile_dpbsud(0, 2, 3);
-    _tile_stored(0, c, 64);
-#pragma GCC unroll 16
-    for (int m = 0; m < kTileTokens; ++m)
-      facc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c[m])), _mm512_set1_ps(scales[m * blocks + b]),
-                                facc[m]);
-  }
-  const int64_t r0 = p * kPanelRows;
-  uint32_t in_range = 0;
-  for (int i = 0; i < kPanelRows; ++i) in_range |= uint32_t(r0 + i >= row_begin && r0 + i < row_end) << i;
-  const __m512 scale = _mm512_loadu_ps(w.scales + r0), zero = _mm512_loadu_ps(w.zeros + r0);
+  for (int m = 0; m < kTileTokens; ++m)
+    _mm512_store_ps(sum[m], _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c[m])),
+                                            _mm512_set1_ps(scales[m * blocks + b]), _mm512_load_ps(sum[m])));
+}
+
+// total[m] += scale_g * (sum[m] - zero_g * correction[m, g]); sum[m] = 0.
+inline void close_group(float (*total)[kPanelRows], float (*sum)[kPanelRows], const Panel& panel,
+                        const TokenGroup& tg, int64_t groups, int64_t g) {
+  const __m512 scale = _mm512_loadu_ps(panel.scales + g * kPanelRows);
+  const __m512 zero = _mm512_loadu_ps(panel.zeros + g * kPanelRows);
 #pragma GCC unroll 16
   for (int m = 0; m < kTileTokens; ++m) {
-    if (m >= tokens) break;
-    const __m512 out = _mm512_mul_ps(scale, _mm512_fnmadd_ps(zero, _mm512_set1_ps(corrections[m]), facc[m]));
-    _mm512_mask_storeu_ps(y + (t0 + m) * ldy + r0, __mmask16(in_range), out);
+    const __m512 group = _mm512_fnmadd_ps(zero, _mm512_set1_ps(tg.corrections[m * groups + g]), _mm512_load_ps(sum[m]));
+    _mm512_store_ps(total[m], _mm512_fmadd_ps(scale, group, _mm512_load_ps(total[m])));
+    _mm512_store_ps(sum[m], _mm512_setzero_ps());
   }
+}
+
+// Panels pa and pb (pb may repeat pa: its results are then not written) against token groups ta
+// and tb (tb may repeat ta with count 0). blocks_per_group: w.group_size / kBlock.
+void amx_2x2(const Panel& pa, const Panel& pb, bool two_panels, const TokenGroup& ta, const TokenGroup& tb,
+             int64_t blocks, int64_t groups, int64_t blocks_per_group, float* y, int64_t ldy, int64_t row_begin,
+             int64_t row_end) {
+  // [tile][token][row], tile = token group * 2 + panel
+  alignas(64) float sum[4][kTileTokens][kPanelRows];
+  alignas(64) float total[4][kTileTokens][kPanelRows];
+  std::memset(sum, 0, sizeof(sum));
+  std::memset(total, 0, sizeof(total));
+  const Panel* panels[2] = {&pa, &pb};
+  const TokenGroup* tokens[2] = {&ta, &tb};
+  alignas(64) int32_t c[2][4][kTileTokens][kPanelRows];
+  for (int64_t b = 0; b <= blocks; ++b) {
+    if (b < blocks) {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      _tile_loadd(4, ta.act + b * kBlock, ta.stride);
+      _tile_loadd(5, tb.act + b * kBlock, tb.stride);
+      _tile_loadd(6, pa.codes + b * kPanelBlockBytes, 64);
+      _tile_loadd(7, pb.codes + b * kPanelBlockBytes, 64);
+      _tile_dpbsud(0, 4, 6);
+      _tile_dpbsud(1, 4, 7);
+      _tile_dpbsud(2, 5, 6);
+      _tile_dpbsud(3, 5, 7);
+    }
+    if (b > 0) {
+      const int64_t done = b - 1;  // the block stored in the previous step
+      int32_t(*prev)[kTileTokens][kPanelRows] = c[done & 1];
+      for (int tile = 0; tile < 4; ++tile) add_block(sum[tile], prev[tile], tokens[tile / 2]->scales, blocks, done);
+      if ((done + 1) % blocks_per_group == 0 || done + 1 == blocks) {
+        const int64_t g = done / blocks_per_group;
+        for (int tile = 0; tile < 4; ++tile)
+          close_group(total[tile], sum[tile], *panels[tile % 2], *tokens[tile / 2], groups, g);
+      }
+    }
+    if (b < blocks) {
+      int32_t(*next)[kTileTokens][kPanelRows] = c[b & 1];
+      _tile_stored(0, next[0], 64);
+      _tile_stored(1, next[1], 64);
+      _tile_stored(2, next[2], 64);
+      _tile_stored(3, next[3], 64);
+    }
+  }
+  for (int tile = 0; tile < 4; ++tile) {
+    if (tile % 2 == 1 && !two_panels) continue;
+    const int64_t r0 = panels[tile % 2]->first_row;
+    uint32_t in_range = 0;
+    for (int i = 0; i < kPanelRows; ++i) in_range |= uint32_t(r0 + i >= row_begin && r0 + i < row_end) << i;
+    const TokenGroup& tg = *tokens[tile / 2];
+    for (int m = 0; m < tg.count; ++m)
+      _mm512_mask_storeu_ps(y + (tg.first_token + m) * ldy + r0, __mmask16(in_range), _mm512_load_ps(total[tile][m]));
+  }
+}
+
+// Token groups of 16 over all tokens; the last, partial one copied into zero-padded rows (scale 0
+// beyond the real tokens) so that every A tile has 16 rows.
+class TokenGroups {
+ public:
+  TokenGroups(const QuantizedActivationsView& a, int64_t blocks) {
+    const int64_t count = (a.tokens + kTileTokens - 1) / kTileTokens;
+    const int tail = int(a.tokens % kTileTokens);
+    if (tail > 0) {
+      const int64_t t0 = a.tokens - tail;
+      tail_act_.assign(size_t(kTileTokens * a.k_padded), 0);
+      tail_scales_.assign(size_t(kTileTokens * blocks), 0.0f);
+      tail_corrections_.assign(size_t(kTileTokens * a.groups), 0.0f);
+      std::memcpy(tail_act_.data(), a.values + t0 * a.k_padded, size_t(tail * a.k_padded));
+      std::memcpy(tail_scales_.data(), a.scales + t0 * blocks, size_t(tail * blocks) * sizeof(float));
+      std::memcpy(tail_corrections_.data(), a.group_corrections + t0 * a.groups, size_t(tail * a.groups) * sizeof(float));
+    }
+    for (int64_t g = 0; g < count; ++g) {
+      const bool full = (g + 1) * kTileTokens <= a.tokens;
+      groups_.push_back({full ? a.values + g * kTileTokens * a.k_padded : tail_act_.data(), a.k_padded,
+                         full ? a.scales + g * kTileTokens * blocks : tail_scales_.data(),
+                         full ? a.group_corrections + g * kTileTokens * a.groups : tail_corrections_.data(),
+                         g * kTileTokens, full ? kTileTokens : tail});
+    }
+  }
+  int64_t size() const { return int64_t(groups_.size()); }
+  // Group i, or for i == size() (an odd count's partner) a copy of the last one that writes nothing.
+  TokenGroup at(int64_t i) const {
+    if (i < size()) return groups_[size_t(i)];
+    TokenGroup none = groups_.back();
+    none.count = 0;
+    return none;
+  }
+
+ private:
+  std::vector<int8_t> tail_act_;
+  std::vector<float> tail_scales_, tail_corrections_;
+  std::vector<TokenGroup> groups_;
+};
+
+// Runs panels [p_begin, p_end) two at a time against every pair of token groups; make_panel(p,
+// slot) returns panel p (slot 0 or 1: where an unpacking kernel may put its codes).
+template <typename MakePanel>
+void run_panels(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
+                float* y, int64_t ldy, MakePanel make_panel) {
+  configure_tiles();
+  const int64_t blocks = w.k_padded / kBlock;
+  const int64_t blocks_per_group = w.group_size / kBlock;
+  const TokenGroups tg(a, blocks);
+  const int64_t p_begin = row_begin / kPanelRows, p_end = (row_end + kPanelRows - 1) / kPanelRows;
+  for (int64_t p = p_begin; p < p_end; p += 2) {
+    const bool two = p + 1 < p_end;
+    const Panel pa = make_panel(p, 0);
+    const Panel pb = two ? make_panel(p + 1, 1) : pa;
+    for (int64_t g = 0; g < tg.size(); g += 2)
+      amx_2x2(pa, pb, two, tg.at(g), tg.at(g + 1), blocks, w.groups_per_row, blocks_per_group, y, ldy, row_begin,
+              row_end);
+  }
+  _tile_release();
 }
 
 void gemm_qd8_q8p_amx(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
                       float* y, int64_t ldy) {
   if (a.tokens < kTileTokens) {
-    small_batch_kernel(w, row_begin, row_end, a, y, ldy);
+    small_batch_q8p(w, row_begin, row_end, a, y, ldy);
     return;
   }
-  configure_tiles();
+  // One group per row: the row scales and zeros of a panel are 16 consecutive floats (the codes
+  // hold whole panels; scales and zeros are padded to them, kernel_types.h).
+  run_panels(w, row_begin, row_end, a, y, ldy, [&](int64_t p, int) {
+    return Panel{w.codes + p * kPanelRows * w.k_padded, w.scales + p * kPanelRows, w.zeros + p * kPanelRows,
+                 p * kPanelRows};
+  });
+}
+
+// The 16 rows of panel p of a kQ4 weight in the VNNI panel layout, with their per-group scales
+// and zeros transposed to [groups, 16]. A kQ4 block row is 16 bytes, byte j = code j | code
+// (j + 16) << 4; dword s of those bytes holds codes 4s..4s+3 (low nibbles) and 16+4s..16+4s+3
+// (high nibbles), so gathering dword s of 16 rows gives steps s and s + 4 of the VNNI block.
+struct UnpackedQ4 {
+  std::vector<uint8_t> codes;  // 64 bytes of slack for the aligned start
+  std::vector<float> scales, zeros;
+};
+
+Panel unpack_q4_panel(const PackedWeightView& w, int64_t p, UnpackedQ4& out) {
   const int64_t blocks = w.k_padded / kBlock;
-  const int64_t p_begin = row_begin / kPanelRows, p_end = (row_end + kPanelRows - 1) / kPanelRows;
-  // The last, partial group of tokens is copied into zero-padded rows (scale 0 beyond the real
-  // tokens) so that every A tile has 16 rows.
-  const int tail = int(a.tokens % kTileTokens);
-  std::vector<int8_t> tail_act;
-  std::vector<float> tail_scales, tail_corrections;
-  if (tail > 0) {
-    const int64_t t0 = a.tokens - tail;
-    tail_act.assign(size_t(kTileTokens * a.k_padded), 0);
-    tail_scales.assign(size_t(kTileTokens * blocks), 0.0f);
-    tail_corrections.assign(kTileTokens, 0.0f);
-    std::memcpy(tail_act.data(), a.values + t0 * a.k_padded, size_t(tail * a.k_padded));
-    std::memcpy(tail_scales.data(), a.scales + t0 * blocks, size_t(tail * blocks) * sizeof(float));
-    for (int m = 0; m < tail; ++m) tail_corrections[size_t(m)] = a.group_corrections[(t0 + m) * a.groups];
-  }
-  std::vector<float> corrections(kTileTokens);
-  for (int64_t p = p_begin; p < p_end; ++p) {
-    for (int64_t t0 = 0; t0 < a.tokens; t0 += kTileTokens) {
-      const bool full = t0 + kTileTokens <= a.tokens;
-      const int8_t* act = full ? a.values + t0 * a.k_padded : tail_act.data();
-      const float* scales = full ? a.scales + t0 * blocks : tail_scales.data();
-      if (full)
-        for (int m = 0; m < kTileTokens; ++m) corrections[size_t(m)] = a.group_corrections[(t0 + m) * a.groups];
-      const float* corr = full ? corrections.data() : tail_corrections.data();
-      amx_panel(w, p, act, a.k_padded, scales, corr, full ? kTileTokens : tail, t0, y, ldy, row_begin, row_end);
+  const int64_t r0 = p * kPanelRows;
+  const int live = int(std::min<int64_t>(kPanelRows, w.rows - r0));
+  out.codes.resize(size_t(blocks * kPanelBlockBytes + 64));
+  out.scales.assign(size_t(w.groups_per_row * kPanelRows), 0.0f);
+  out.zeros.assign(out.scales.size(), 0.0f);
+  for (int i = 0; i < live; ++i)
+    for (int64_t g = 0; g < w.groups_per_row; ++g) {
+      out.scales[size_t(g * kPanelRows + i)] = w.scales[(r0 + i) * w.groups_per_row + g];
+      out.zeros[size_t(g * kPanelRows + i)] = w.zeros[(r0 + i) * w.groups_per_row + g];
+    }
+  // 64-byte aligned start for the B tile loads.
+  uint8_t* dst = out.codes.data() + ((64 - reinterpret_cast<uintptr_t>(out.codes.data()) % 64) % 64);
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  // Dword s of rows 0..7 sits at index 4 * row + s of (rows 0-3 | rows 4-7); same for rows 8-15.
+  // Rows beyond the matrix read a block of zeros.
+  alignas(64) static const uint8_t zero_block[16] = {};
+  const uint8_t* row_codes[kPanelRows];
+  for (int i = 0; i < kPanelRows; ++i) row_codes[i] = i < live ? w.codes + (r0 + i) * w.row_bytes : nullptr;
+  const auto four_rows = [&](int first, int64_t b) {
+    const auto block = [&](int i) {
+      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes[i] ? row_codes[i] + b * 16 : zero_block));
+    };
+    __m512i z = _mm512_castsi128_si512(block(first));
+    z = _mm512_inserti32x4(z, block(first + 1), 1);
+    z = _mm512_inserti32x4(z, block(first + 2), 2);
+    return _mm512_inserti32x4(z, block(first + 3), 3);
+  };
+  for (int64_t b = 0; b < blocks; ++b) {
+    const __m512i z0 = four_rows(0, b), z1 = four_rows(4, b), z2 = four_rows(8, b), z3 = four_rows(12, b);
+    for (int s = 0; s < 4; ++s) {
+      // index 4 * i + s (i < 8; the upper half is not used)
+      const __m512i pick = _mm512_add_epi32(_mm512_set_epi32(60, 56, 52, 48, 44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0),
+                                            _mm512_set1_epi32(s));
+      // rows 0..7 from (z0, z1) and rows 8..15 from (z2, z3): element i of each = dword s of row i
+      const __m512i lo_rows = _mm512_permutex2var_epi32(z0, pick, z1);
+      const __m512i hi_rows = _mm512_permutex2var_epi32(z2, pick, z3);
+      const __m512i merge = _mm512_set_epi32(23, 22, 21, 20, 19, 18, 17, 16, 7, 6, 5, 4, 3, 2, 1, 0);
+      const __m512i dwords = _mm512_permutex2var_epi32(lo_rows, merge, hi_rows);
+      _mm512_store_si512(dst + b * kPanelBlockBytes + s * 64, _mm512_and_si512(dwords, low4));
+      _mm512_store_si512(dst + b * kPanelBlockBytes + (s + 4) * 64, _mm512_and_si512(_mm512_srli_epi16(dwords, 4), low4));
     }
   }
-  _tile_release();
+  return Panel{dst, out.scales.data(), out.zeros.data(), r0};
+}
+
+void gemm_qd8_q4g_amx(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
+                      float* y, int64_t ldy) {
+  if (a.tokens < kTileTokens) {
+    small_batch_q4g(w, row_begin, row_end, a, y, ldy);
+    return;
+  }
+  UnpackedQ4 slots[2];
+  run_panels(w, row_begin, row_end, a, y, ldy, [&](int64_t p, int slot) { return unpack_q4_panel(w, p, slots[slot]); });
 }
 
 }  // namespace
 
 void fill_amx_kernels(KernelTable& t) {
-  small_batch_kernel = t.gemm_qd8_q8p_f32;
+  small_batch_q8p = t.gemm_qd8_q8p_f32;
   t.gemm_qd8_q8p_f32 = gemm_qd8_q8p_amx;
+  if (t.gemm_qd8_q4g_f32 != nullptr) {
+    small_batch_q4g = t.gemm_qd8_q4g_f32;
+    t.gemm_qd8_q4g_f32 = gemm_qd8_q4g_amx;
+  }
 }
 
 }  // namespace lowbit::kernels
