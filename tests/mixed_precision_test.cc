@@ -7,12 +7,14 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/synthetic.h"
 #include "testing/xml_check.h"
@@ -150,6 +152,42 @@ TEST_F(MixedCli, BudgetsFromMeasuredSensitivity) {
   r = run_lowbit("quantize " + model() + " --sensitivity " + dir_.file("bad.json") + " --target-bpw 4 --dry-run");
   EXPECT_EQ(r.exit_code, 4);
   EXPECT_NE(r.err.find("bad.json"), std::string::npos) << r.err;
+}
+
+// Double-quantized formats (_dq) as budget candidates: measured, allocated, written in the lowbit
+// layout with exactly the bytes the allocation counted, and evaluated.
+TEST_F(MixedCli, DoubleQuantizedCandidatesAreAllocatedAndStoredAtTheirCountedSize) {
+  auto r = run_lowbit("sensitivity " + model() + calib() + "--formats int2_dq,int3_sym_dq,int4g32_dq -o " +
+                      dir_.file("sens.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_lowbit("quantize " + model() + " --sensitivity " + dir_.file("sens.json") + " --target-bpw 3.5" + calib() +
+                 "-o " + dir_.file("q"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::set<std::string> kinds;
+  for (const auto& [name, f] : formats_of(dir_.file("q")))
+    if (name.find("_proj") != std::string::npos) kinds.insert(f);
+  EXPECT_GE(kinds.size(), 2u);
+  for (const std::string& f : kinds) EXPECT_EQ(f.substr(f.size() - 3), "_dq") << f;
+  // inspect's bytes are format_bytes; the stored lowbit pieces of the quantized weights add up to
+  // exactly that (nothing else is stored for them).
+  auto inspect = run_lowbit("inspect " + dir_.file("q") + " --json");
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  uint64_t counted = 0;
+  const auto listing = nlohmann::json::parse(inspect.out);  // alive for the loop (C++20 range-for)
+  for (const auto& t : listing["tensors"])
+    if (t.contains("format")) counted += t["bytes"].get<uint64_t>();
+  auto st = read_safetensors(dir_.file("q/model.safetensors"));
+  ASSERT_TRUE(st.ok()) << st.status().message();
+  uint64_t stored = 0;
+  for (const RawTensor& t : st->tensors())
+    if (t.name.find(".lowbit_") != std::string::npos) stored += t.data.size();
+  EXPECT_EQ(stored, counted);
+  r = run_lowbit("eval " + dir_.file("q") + " --reference " + model() + " --tokens " + tokens_file() +
+                 " --window 64 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const double kld = nlohmann::json::parse(r.out)["kld"].get<double>();
+  EXPECT_GT(kld, 0.0);
+  EXPECT_LT(kld, 1.0);
 }
 
 TEST_F(MixedCli, ReportAddsMixedRowsAndWritesAWellFormedSvg) {

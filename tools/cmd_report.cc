@@ -33,7 +33,8 @@ struct ReportOptions {
 
 // reference.json rows: {"rtn": [{"bits", "group", "kld", ...}], "gptq": [...]}.
 double reference_kld(const nlohmann::json& ref, const std::string& method, const FormatSpec& f) {
-  if (!ref.is_object() || !ref.contains(method) || !f.info().integer_grid || f.symmetric) return -1;
+  // reference.json has asymmetric fp16-parameter INTn only: no symmetric or double-quantized rows.
+  if (!ref.is_object() || !ref.contains(method) || !f.info().integer_grid || f.symmetric || f.double_quant) return -1;
   const int group = f.granularity == Granularity::kGroup ? int(f.group_size) : -1;
   if (f.granularity == Granularity::kPerTensor) return -1;
   for (const auto& r : ref[method])

@@ -84,6 +84,9 @@ void add_sensitivity_command(CLI::App& app) {
       "      --formats int2,int2_sym,int3,int3_sym,int4,int4_sym,int3_tensor,int4_tensor -o sens.json\n"
       "     (in the context of int3; quantize with the same --clip; --base-recipe q/lowbit-recipe.json\n"
       "      measures in the context of an earlier allocation instead)\n"
+      "  lowbit sensitivity stories260K.bin --method gptq --clip --calib calib_tokens.bin --base int3_dq \\\n"
+      "      --formats int2_dq,int2_sym_dq,int3_dq,int3_sym_dq,int3g32_dq,int4_dq,int4_sym_dq,int3_tensor -o sens.json\n"
+      "     (_dq: 8-bit scale codes under one super-scale per tensor, b-bit zero points; docs/formats.md)\n"
       "Each item is quantized alone (everything else FP) and the model's output distribution on the first\n"
       "--windows calibration windows is compared with the FP model's; the Hessian H = 2/n X^T X of each\n"
       "layer's inputs comes from all --nsamples windows.");

@@ -7,7 +7,8 @@
 //      (RTN or GPTQ, each tensor at its own format) and writes next to the checkpoint.
 //
 // Bits per weight are counted as everywhere else in lowbit (README, `lowbit report`): stored bytes
-// of the block linear weights (codes + fp16 scales + fp16 zero points, format_bytes) × 8 divided by
+// of the block linear weights (codes + fp16 scales + fp16 zero points, or for _dq formats 8-bit
+// scale codes + b-bit zero points + a super-scale per tensor: format_bytes) × 8 divided by
 // their number of weights; embeddings, norms and the output head are not counted.
 // --target-bpw B gives the budget floor(B × weights / 8) bytes for those tensors. --max-size S
 // counts the whole model as stored: the block linears at their formats plus every other tensor at

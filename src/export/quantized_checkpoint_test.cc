@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+#include <deque>
 #include <filesystem>
+#include <functional>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -165,6 +170,159 @@ TEST(QuantizedCheckpoint, GroupIndexOfActOrderSurvivesBothLayouts) {
       ASSERT_EQ(a.group_of(col, a.layout()), b.group_of(col, b.layout())) << hidden << " col " << col;
     expect_same_logits(logits(*back), logits(q));
   }
+}
+
+// Double-quantized weights (_dq) through the checkpoint directory: always the lowbit layout (the
+// GPTQ convention has no super-scale), stored in exactly format_bytes, read back bit for bit, and
+// damaged fields refused with one line naming the file.
+
+Checkpoint quantized_with_clip(const Checkpoint& ck, const std::string& spec) {
+  Plan plan = *resolve_plan(uniform_recipe(*parse_format_spec(spec), "rtn"), quantizable_tensors(ck.config));
+  RtnOptions options;
+  options.clip = kDefaultClipSearch;  // scales below the grid's top, chosen on the grid
+  auto w = rtn_quantize_plan(ck, plan, options);
+  EXPECT_TRUE(w.ok()) << w.status().message();
+  return with_quantized_weights(ck, *w);
+}
+
+// Exact equality of everything a double-quantized matrix holds (q/k rows come back permuted to
+// rotate-half order, so those are compared as sets of parameter values only through logits).
+void expect_identical(const QuantizedMatrix& a, const QuantizedMatrix& b, const std::string& what) {
+  EXPECT_EQ(a.spec, b.spec) << what;
+  EXPECT_EQ(a.codes, b.codes) << what;
+  EXPECT_EQ(a.super_scale, b.super_scale) << what;
+  ASSERT_EQ(a.params.size(), b.params.size()) << what;
+  for (size_t i = 0; i < a.params.size(); ++i) {
+    EXPECT_EQ(a.params[i].scale, b.params[i].scale) << what << " " << i;
+    EXPECT_EQ(a.params[i].zero, b.params[i].zero) << what << " " << i;
+  }
+}
+
+TEST(DoubleQuantCheckpoint, RoundTripIsBitExactAndStoresFormatBytes) {
+  // hidden 172: ragged g32 groups and 172*3-bit zero streams with padding; hidden 128: shapes
+  // the GPTQ convention would take for int4g32, which a _dq format must not use.
+  for (auto [spec, hidden] : {std::pair<const char*, int64_t>{"int3_dq", 172}, {"int3_sym_dq", 172},
+                              {"int2g32_dq", 172}, {"int4g32_dq", 128}, {"int8_tensor_dq", 172}}) {
+    testing::TempDir dir;
+    ModelConfig c = tiny_test_config();
+    c.hidden_dim = hidden;
+    const Checkpoint q = quantized_with_clip(make_random_checkpoint(c, 4), spec);
+    ASSERT_TRUE(save_quantized_checkpoint(dir.file("out"), q, QuantizedSaveOptions{}).ok()) << spec;
+    const auto config = nlohmann::json::parse(testing::read_bytes(dir.file("out/config.json")));
+    EXPECT_EQ(config["quantization_config"]["quant_method"], "lowbit") << spec;
+
+    auto st = read_safetensors(dir.file("out/model.safetensors"));
+    ASSERT_TRUE(st.ok());
+    const std::string down = "model.layers.1.mlp.down_proj";
+    const QuantizedMatrix& m = *q.quantized.at(down + ".weight");
+    uint64_t stored = 0;
+    for (const char* piece : {".lowbit_codes", ".lowbit_scale_codes", ".lowbit_zero_codes", ".lowbit_super_scale"})
+      if (const RawTensor* t = st->find(down + piece)) stored += t->data.size();
+    EXPECT_EQ(stored, format_bytes(m.spec, m.rows, m.cols)) << spec;
+    EXPECT_EQ(st->find(down + ".lowbit_scales"), nullptr) << spec;
+    EXPECT_EQ(st->find(down + ".lowbit_scale_codes")->dtype, DType::kU8);
+    EXPECT_EQ(st->find(down + ".lowbit_zero_codes") != nullptr, m.spec.stores_zero()) << spec;
+
+    auto back = load_checkpoint(dir.file("out"));
+    ASSERT_TRUE(back.ok()) << spec << ": " << back.status().message();
+    for (const char* name : {"mlp.down_proj", "mlp.up_proj", "self_attn.v_proj", "self_attn.o_proj"})
+      for (int layer = 0; layer < c.n_layers; ++layer) {
+        const std::string w = "model.layers." + std::to_string(layer) + "." + name + ".weight";
+        expect_identical(*back->quantized.at(w), *q.quantized.at(w), std::string(spec) + " " + w);
+      }
+    expect_same_logits(logits(*back), logits(q));
+  }
+}
+
+// Rewrites dir/model.safetensors with tensor `name` replaced by `edit` applied to a copy (or
+// removed when `edit` is empty).
+void rewrite_tensor(const std::string& dir, const std::string& name,
+                    const std::function<void(RawTensor&, std::vector<uint8_t>&)>& edit) {
+  auto set = read_safetensors(dir + "/model.safetensors");
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  std::deque<RawTensor> edited;
+  std::deque<std::vector<uint8_t>> bytes;
+  std::vector<const RawTensor*> list;
+  for (const RawTensor& t : set->tensors()) {
+    if (t.name != name) {
+      list.push_back(&t);
+      continue;
+    }
+    if (!edit) continue;
+    edited.push_back(t);
+    bytes.emplace_back(t.data.begin(), t.data.end());
+    edit(edited.back(), bytes.back());
+    edited.back().data = bytes.back();
+    list.push_back(&edited.back());
+  }
+  ASSERT_TRUE(write_safetensors(dir + "/model.safetensors", list, set->metadata()).ok());
+}
+
+TEST(DoubleQuantCheckpoint, DamagedFieldsAreRefusedWithOneLineNamingTheFile) {
+  testing::TempDir dir;
+  const Checkpoint q = quantized_with_clip(make_random_checkpoint(tiny_test_config(), 6), "int3_dq");  // hidden 172
+  ASSERT_TRUE(save_quantized_checkpoint(dir.file("good"), q, QuantizedSaveOptions{}).ok());
+  const std::string p = "model.layers.0.mlp.down_proj";  // [64, 172]: 64 zeros * 3 bits = 6 words
+  auto set_float = [](std::vector<uint8_t>& b, float v) { std::memcpy(b.data(), &v, 4); };
+  struct Case {
+    const char* what;
+    std::string tensor;
+    std::function<void(RawTensor&, std::vector<uint8_t>&)> edit;
+    std::string fragment;
+    ErrorCode code = ErrorCode::kFormat;
+  };
+  const std::vector<Case> cases = {
+      {"NaN super-scale", p + ".lowbit_super_scale",
+       [&](RawTensor&, std::vector<uint8_t>& b) { set_float(b, std::numeric_limits<float>::quiet_NaN()); },
+       "super-scale"},
+      {"zero super-scale", p + ".lowbit_super_scale", [&](RawTensor&, std::vector<uint8_t>& b) { set_float(b, 0.0f); },
+       "super-scale"},
+      {"huge super-scale", p + ".lowbit_super_scale",
+       [&](RawTensor&, std::vector<uint8_t>& b) { set_float(b, 1e30f); }, "super-scale"},
+      {"super-scale of two values", p + ".lowbit_super_scale",
+       [](RawTensor& t, std::vector<uint8_t>& b) {
+         t.shape = {2};
+         b.resize(8);
+       },
+       "super-scale shape"},
+      {"scale codes one row short", p + ".lowbit_scale_codes",
+       [](RawTensor& t, std::vector<uint8_t>& b) {
+         t.shape = {63, 1};
+         b.resize(63);
+       },
+       "scale codes shape"},
+      {"scale codes as I8", p + ".lowbit_scale_codes", [](RawTensor& t, std::vector<uint8_t>&) { t.dtype = DType::kI8; },
+       "dtype"},
+      {"zero words one short", p + ".lowbit_zero_codes",
+       [](RawTensor& t, std::vector<uint8_t>& b) {
+         t.shape = {5};
+         b.resize(20);
+       },
+       "zero-point words"},
+      {"missing super-scale", p + ".lowbit_super_scale", nullptr, "missing tensor", ErrorCode::kNotFound},
+  };
+  for (const Case& c : cases) {
+    testing::TempDir bad;
+    std::filesystem::copy(dir.file("good"), bad.file("q"));
+    rewrite_tensor(bad.file("q"), c.tensor, c.edit);
+    auto r = load_checkpoint(bad.file("q"));
+    ASSERT_FALSE(r.ok()) << c.what;
+    const std::string message = r.status().message();
+    EXPECT_EQ(r.status().code(), c.code) << c.what << ": " << message;
+    EXPECT_NE(message.find(bad.file("q")), std::string::npos) << c.what << ": " << message;
+    EXPECT_NE(message.find(c.fragment), std::string::npos) << c.what << ": " << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << c.what << ": " << message;
+  }
+  // Padding: the up projection [172, 64] has 172 zeros * 3 bits = 516 bits in 17 words; bit 31 of
+  // the last word is padding and must be zero.
+  testing::TempDir bad;
+  std::filesystem::copy(dir.file("good"), bad.file("q"));
+  rewrite_tensor(bad.file("q"), "model.layers.0.mlp.up_proj.lowbit_zero_codes",
+                 [](RawTensor&, std::vector<uint8_t>& b) { b[b.size() - 1] |= 0x80; });
+  auto r = load_checkpoint(bad.file("q"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("padding"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find(bad.file("q")), std::string::npos) << r.status().message();
 }
 
 }  // namespace

@@ -51,6 +51,7 @@ QuantizedMatrix placeholder_matrix(const QuantizedWeightPlan& w) {
   p.scale = 1.0f;
   p.zero = w.spec.stores_zero() ? 1.0f : w.spec.info().integer_grid ? float(1 << (w.spec.code_bits() - 1)) : 0.0f;
   m.params.assign(size_t(layout.param_count()), p);
+  if (w.spec.double_quant) m.super_scale = 1.0f;  // scale 1 is then the grid's top code
   if (w.g_idx) {
     m.g_idx.resize(size_t(w.cols));
     for (int64_t c = 0; c < w.cols; ++c) m.g_idx[size_t(c)] = int32_t(c / layout.group_size);

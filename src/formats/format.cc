@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "formats/scale_grid.h"
+
 namespace lowbit {
 namespace {
 
@@ -31,7 +33,7 @@ Result<int64_t> consume_group(std::string_view& text, std::string_view whole) {
 
 Status bad_spec(std::string_view whole) {
   return error(ErrorCode::kInvalidArgument,
-               "unknown format '{}' (expected int<2|3|4|8>[g<N>|_tensor][_sym|_asym], "
+               "unknown format '{}' (expected int<2|3|4|8>[g<N>|_tensor][_sym|_asym][_dq], "
                "nf4[g<N>], fp8_e4m3, f16, bf16 or f32)",
                whole);
 }
@@ -68,6 +70,7 @@ Result<FormatSpec> parse_format_spec(std::string_view whole) {
     } else {
       (void)consume(text, "_asym");
     }
+    spec.double_quant = consume(text, "_dq");
     if (!text.empty()) return bad_spec(whole);
     return spec;
   }
@@ -85,6 +88,7 @@ std::string format_spec_name(const FormatSpec& spec) {
   if (spec.granularity == Granularity::kGroup) name += fmt::format("g{}", spec.group_size);
   if (spec.granularity == Granularity::kPerTensor) name += "_tensor";
   if (spec.symmetric) name += "_sym";
+  if (spec.double_quant) name += "_dq";
   return name;
 }
 
@@ -118,8 +122,13 @@ uint64_t format_bytes(const FormatSpec& spec, int64_t rows, int64_t cols) {
   const uint64_t elements = uint64_t(rows) * uint64_t(cols);
   if (!spec.is_quantized()) return elements * uint64_t(info.code_bits) / 8;
   const uint64_t code_words = (elements * uint64_t(info.code_bits) + 31) / 32;
-  const uint64_t param_bits = uint64_t(info.scale_bits) + (spec.stores_zero() ? info.zero_bits : 0);
   const uint64_t param_sets = uint64_t(group_layout(spec, rows, cols).param_count());
+  if (spec.double_quant) {
+    // Scale codes (one byte each), zero points as a padded b-bit stream, the fp32 super-scale.
+    const uint64_t zero_words = spec.stores_zero() ? (param_sets * uint64_t(info.code_bits) + 31) / 32 : 0;
+    return 4 * code_words + param_sets * uint64_t(kScaleCodeBits) / 8 + 4 * zero_words + sizeof(float);
+  }
+  const uint64_t param_bits = uint64_t(info.scale_bits) + (spec.stores_zero() ? info.zero_bits : 0);
   return 4 * code_words + param_sets * param_bits / 8;
 }
 

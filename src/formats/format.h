@@ -2,7 +2,7 @@
 // exact storage size of a [rows, cols] weight in lowbit's canonical layout (docs/formats.md).
 //
 // Spec strings (what a recipe or the CLI writes):
-//   int<b>[g<N>|_tensor][_sym|_asym]   b in {2,3,4,8}. Scale granularity:
+//   int<b>[g<N>|_tensor][_sym|_asym][_dq]   b in {2,3,4,8}. Scale granularity:
 //                                        (nothing)  per channel: one group = one whole output row
 //                                        g<N>       groups of N consecutive inputs along a row; the
 //                                                   last group of a row is shorter when N does not
@@ -10,6 +10,10 @@
 //                                        _tensor    one scale (and zero) for the whole matrix
 //                                      _asym (default): fp16 scale + fp16 integer zero point per group
 //                                      _sym: fp16 scale per group, zero fixed at 2^(b-1) (not stored)
+//                                      _dq (double quantization, scale_grid.h): each group's scale
+//                                        is an 8-bit code on a linear grid under one fp32
+//                                        super-scale per tensor, and the asymmetric zero point is
+//                                        stored in b bits: (8 + b) bits per group instead of 32
 //   nf4[g<N>]                          NormalFloat4, absmax blocks of N (default 64) along a row,
 //                                      fp32 absmax per block (bitsandbytes without double quant)
 //   fp8_e4m3                           E4M3FN codes, one fp32 scale per output row
@@ -25,6 +29,13 @@
 // and bits/weight = 8*bytes/(rows*cols). For INTn asym with group G dividing the row this is
 // n + 32/G; the stories260K reference counts the same way (4-bit g32 over its 35 linears, whose
 // 172-wide rows end in a 12-wide group: 5.028248587570621).
+// Double-quantized INTn (_dq) stores, after the codes, in this order:
+//   scale codes   [param_rows, groups_per_row] uint8, one byte each (no padding)
+//   zero points   asymmetric only: the param_sets zero points, row-major, as a bit stream of
+//                 code_bits each like the codes, padded with zero bits to a whole 32-bit word
+//   super-scale   one fp32
+// so  bytes = 4*ceil(rows*cols*b/32) + param_sets + [asym] 4*ceil(param_sets*b/32) + 4
+// (int3_dq per channel on [64, 64]: 1536 + 64 + 24 + 4 = 1628 bytes, 3.180 bits/weight).
 #pragma once
 
 #include <cstdint>
@@ -94,6 +105,7 @@ struct FormatSpec {
   Granularity granularity = Granularity::kNone;
   int64_t group_size = 0;  // only for Granularity::kGroup
   bool symmetric = false;  // only for integer grids
+  bool double_quant = false;  // integer grids only: 8-bit scale codes + b-bit zeros (_dq)
 
   const FormatInfo& info() const { return format_info(id); }
   int code_bits() const { return info().code_bits; }

@@ -7,7 +7,8 @@
 
 namespace lowbit {
 
-GroupParams fit_int_grid(float group_min, float group_max, int bits, bool symmetric, float shrink) {
+GroupParams fit_int_grid(float group_min, float group_max, int bits, bool symmetric, float shrink,
+                         const ScaleGrid& grid) {
   LOWBIT_CHECK(bits >= 1 && bits <= 8);
   LOWBIT_CHECK(shrink > 0.0f && shrink <= 1.0f);
   LOWBIT_CHECK(group_min <= group_max);
@@ -29,6 +30,7 @@ GroupParams fit_int_grid(float group_min, float group_max, int bits, bool symmet
   GroupParams params;
   params.scale = round_to_fp16((xmax - xmin) / float(max_code));
   params.scale = std::clamp(params.scale, kMinFp16Scale, kMaxFp16Value);
+  if (grid.active()) params.scale = grid.scale(grid.nearest_code(params.scale));
   if (symmetric) {
     params.zero = float((max_code + 1) / 2);
   } else {

@@ -9,6 +9,7 @@
 //   xmin *= shrink, xmax *= shrink                            (clipping search; shrink 1 = min/max)
 //   scale = (xmax - xmin) / maxq
 //   (*) scale = round_to_fp16(scale), kept within [2^-24, 65504]
+//       double quantization (_dq, scale_grid.h): scale = the nearest scale of the 8-bit grid instead
 //   asymmetric: zero = round(-xmin / scale), clamped to [0, maxq]
 //   symmetric:  zero = (maxq + 1) / 2 = 2^(bits-1)
 //   code = clamp(round(x / scale) + zero, 0, maxq),  round = half to even (as torch.round)
@@ -27,6 +28,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "formats/scale_grid.h"
+
 namespace lowbit {
 
 // One group's parameters. For integer grids both are exactly representable in fp16; the other
@@ -42,8 +45,11 @@ inline constexpr float kMinFp16Scale = 5.9604644775390625e-8f;  // 2^-24
 inline constexpr float kMaxFp16Value = 65504.0f;
 
 // Fits scale and zero for a group whose values span [group_min, group_max] (see the top of this
-// file). `shrink` in (0, 1] narrows the range for clipping search.
-GroupParams fit_int_grid(float group_min, float group_max, int bits, bool symmetric, float shrink = 1.0f);
+// file). `shrink` in (0, 1] narrows the range for clipping search. With an active `grid` (double
+// quantization) the scale is snapped to the grid before the zero point is computed, so the zero
+// point and the codes are chosen for the scale that is stored.
+GroupParams fit_int_grid(float group_min, float group_max, int bits, bool symmetric, float shrink = 1.0f,
+                         const ScaleGrid& grid = {});
 
 // Round half to even under the default floating-point environment (lowbit never changes it).
 inline float round_half_even(float x) { return std::nearbyint(x); }

@@ -8,9 +8,10 @@
 
 namespace lowbit {
 
-GroupParams fit_group(const FormatSpec& spec, float group_min, float group_max, float shrink) {
+GroupParams fit_group(const FormatSpec& spec, float group_min, float group_max, float shrink, const ScaleGrid& grid) {
   const FormatInfo& info = spec.info();
-  if (info.integer_grid) return fit_int_grid(group_min, group_max, info.code_bits, spec.symmetric, shrink);
+  LOWBIT_CHECK(spec.double_quant == grid.active() && "a double-quantized spec needs its tensor's scale grid");
+  if (info.integer_grid) return fit_int_grid(group_min, group_max, info.code_bits, spec.symmetric, shrink, grid);
   LOWBIT_CHECK(shrink > 0.0f && shrink <= 1.0f);
   const float absmax = std::max(std::fabs(group_min), std::fabs(group_max)) * shrink;
   switch (spec.id) {
@@ -76,6 +77,37 @@ Status validate_weights(std::span<const float> weights, int64_t rows, int64_t co
   return Status::Ok();
 }
 
+namespace {
+
+// What a double-quantized matrix must satisfy to be stored exactly: 8-bit scale codes against
+// its super-scale, zero points that fit in code_bits.
+Status validate_double_quant(const QuantizedMatrix& matrix) {
+  const FormatSpec& spec = matrix.spec;
+  if (!spec.info().integer_grid) {
+    return error(ErrorCode::kInvalidArgument, "format '{}': double quantization is for INTn only",
+                 format_spec_name(spec));
+  }
+  if (!valid_super_scale(matrix.super_scale)) {
+    return error(ErrorCode::kInvalidArgument, "super-scale {} of {} is not finite in (0, {}]", matrix.super_scale,
+                 format_spec_name(spec), kMaxFp16Value);
+  }
+  const ScaleGrid grid = matrix.scale_grid();
+  for (size_t i = 0; i < matrix.params.size(); ++i) {
+    const GroupParams& p = matrix.params[i];
+    if (!grid.code_of(p.scale)) {
+      return error(ErrorCode::kInvalidArgument, "scale {} of parameter set {} is not on the 8-bit grid of super-scale {}",
+                   p.scale, i, matrix.super_scale);
+    }
+    if (p.zero != std::floor(p.zero) || p.zero < 0.0f || p.zero > float(spec.max_code())) {
+      return error(ErrorCode::kInvalidArgument, "zero point {} of parameter set {} is not an integer in [0, {}]",
+                   p.zero, i, spec.max_code());
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status validate_matrix(const QuantizedMatrix& matrix) {
   const FormatSpec& spec = matrix.spec;
   if (!spec.is_quantized() || (spec.granularity == Granularity::kGroup && spec.group_size <= 0)) {
@@ -114,7 +146,7 @@ Status validate_matrix(const QuantizedMatrix& matrix) {
       return error(ErrorCode::kInvalidArgument, "non-finite scale or zero point ({}, {})", p.scale, p.zero);
     }
   }
-  return Status::Ok();
+  return spec.double_quant ? validate_double_quant(matrix) : Status::Ok();
 }
 
 ValueRange group_range(std::span<const float> weights, const GroupLayout& layout, int64_t param_row,
@@ -132,16 +164,32 @@ ValueRange group_range(std::span<const float> weights, const GroupLayout& layout
   return range;
 }
 
+ScaleGrid fit_scale_grid(std::span<const float> weights, const GroupLayout& layout, const FormatSpec& spec) {
+  if (!spec.double_quant) return {};
+  float largest = 0.0f, fallback = 0.0f;
+  for (int64_t pr = 0; pr < layout.param_rows; ++pr) {
+    for (int64_t g = 0; g < layout.groups_per_row; ++g) {
+      const ValueRange range = group_range(weights, layout, pr, g);
+      const float scale = fit_int_grid(range.min, range.max, spec.code_bits(), spec.symmetric).scale;
+      if (range.min == 0.0f && range.max == 0.0f) fallback = scale;
+      else largest = std::max(largest, scale);
+    }
+  }
+  return ScaleGrid{largest > 0.0f ? largest : fallback > 0.0f ? fallback : 1.0f};
+}
+
 Result<QuantizedMatrix> quantize_reference(std::span<const float> weights, int64_t rows, int64_t cols,
                                            const FormatSpec& spec) {
   LOWBIT_RETURN_IF_ERROR(validate_weights(weights, rows, cols, spec));
   QuantizedMatrix matrix{spec, rows, cols, std::vector<uint8_t>(weights.size()), {}};
   const GroupLayout layout = matrix.layout();
   matrix.params.resize(size_t(layout.param_count()));
+  const ScaleGrid grid = fit_scale_grid(weights, layout, spec);
+  matrix.super_scale = grid.super_scale;
   for (int64_t pr = 0; pr < layout.param_rows; ++pr) {
     for (int64_t g = 0; g < layout.groups_per_row; ++g) {
       const ValueRange range = group_range(weights, layout, pr, g);
-      const GroupParams params = fit_group(spec, range.min, range.max);
+      const GroupParams params = fit_group(spec, range.min, range.max, 1.0f, grid);
       matrix.params[size_t(pr * layout.groups_per_row + g)] = params;
       for (int64_t r = layout.row_begin(pr); r < layout.row_end(pr); ++r) {
         for (int64_t c = layout.group_begin(g); c < layout.group_end(g); ++c) {

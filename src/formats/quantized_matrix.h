@@ -30,6 +30,12 @@ struct QuantizedMatrix {
   // (the Hugging Face GPTQ tensor of the same name). Values lie in [0, groups_per_row).
   // (The `= {}` lets brace initializations that stop at `params` compile without warnings.)
   std::vector<int32_t> g_idx = {};
+  // Double-quantized formats (spec.double_quant): the tensor's fp32 super-scale; every
+  // params[i].scale is then scale_grid().scale(code) for some 8-bit code (scale_grid.h), and the
+  // zero points are integers in [0, max_code]. 0 for every other format.
+  float super_scale = 0.0f;
+
+  ScaleGrid scale_grid() const { return ScaleGrid{spec.double_quant ? super_scale : 0.0f}; }
 
   GroupLayout layout() const { return group_layout(spec, rows, cols); }
   int64_t group_of(int64_t col, const GroupLayout& l) const {
@@ -45,16 +51,19 @@ struct QuantizedMatrix {
 };
 
 // Parameters for a group whose values span [group_min, group_max]; `shrink` in (0, 1] narrows
-// the range (1 = plain min/max, or absmax for nf4/fp8).
-GroupParams fit_group(const FormatSpec& spec, float group_min, float group_max, float shrink = 1.0f);
+// the range (1 = plain min/max, or absmax for nf4/fp8). Double-quantized specs need the tensor's
+// active `grid` (the scale is snapped to it); other specs take none.
+GroupParams fit_group(const FormatSpec& spec, float group_min, float group_max, float shrink = 1.0f,
+                      const ScaleGrid& grid = {});
 uint8_t encode_value(const FormatSpec& spec, float x, const GroupParams& params);
 float decode_value(const FormatSpec& spec, uint8_t code, const GroupParams& params);
 
 // Input checks shared by every quantizer: a quantized spec, weights.size() == rows*cols, every
 // weight finite, and for integer grids |w| <= 65504 so that fp16 scales can hold the range.
 Status validate_weights(std::span<const float> weights, int64_t rows, int64_t cols, const FormatSpec& spec);
-// Consistency of a matrix built elsewhere (e.g. read from a file): sizes, code ranges, and g_idx
-// (empty, or [cols] with every value in [0, groups_per_row)).
+// Consistency of a matrix built elsewhere (e.g. read from a file): sizes, code ranges, g_idx
+// (empty, or [cols] with every value in [0, groups_per_row)) and, for double-quantized formats,
+// a valid super-scale, every scale on its grid and every zero point an integer in [0, max_code].
 Status validate_matrix(const QuantizedMatrix& matrix);
 
 // Min and max over the elements of one parameter set.
@@ -64,6 +73,12 @@ struct ValueRange {
 };
 ValueRange group_range(std::span<const float> weights, const GroupLayout& layout, int64_t param_row,
                        int64_t group);
+
+// The scale grid a quantizer uses for `weights` [rows, cols] under `spec`: inactive unless the
+// spec is double-quantized; then its super-scale is the largest min/max scale (shrink 1, fp16
+// rounded) over the groups of `layout` that hold a nonzero value (an all-zero group's [-1, 1]
+// fallback range would otherwise set it), or that fallback scale when every group is zero.
+ScaleGrid fit_scale_grid(std::span<const float> weights, const GroupLayout& layout, const FormatSpec& spec);
 
 // The reference encoder: each group fit from its min/max (absmax) with no clipping.
 Result<QuantizedMatrix> quantize_reference(std::span<const float> weights, int64_t rows, int64_t cols,

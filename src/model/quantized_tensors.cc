@@ -6,6 +6,7 @@
 
 #include "base/half.h"
 #include "formats/bitpack.h"
+#include "formats/double_quant.h"
 
 namespace lowbit {
 
@@ -87,6 +88,52 @@ Result<std::shared_ptr<const QuantizedMatrix>> read_gptq(const TensorSet& tensor
   return std::shared_ptr<const QuantizedMatrix>(std::make_shared<QuantizedMatrix>(std::move(*m)));
 }
 
+// The optional act-order group index, then the whole matrix's consistency.
+Result<std::shared_ptr<const QuantizedMatrix>> finish_lowbit(const TensorSet& tensors, const std::string& prefix,
+                                                             QuantizedMatrix m, const std::string& source) {
+  const std::string name = prefix + ".weight";
+  if (const RawTensor* g = tensors.find(prefix + ".lowbit_g_idx")) {
+    if (g->dtype != DType::kI32 || g->shape != std::vector<int64_t>{m.cols})
+      return error(ErrorCode::kFormat, "{}: \"{}\": lowbit_g_idx must be I32 [{}]", source, name, m.cols);
+    m.g_idx = from_bytes<int32_t>(*g);
+  }
+  if (auto s = validate_matrix(m); !s.ok()) return s.with_context(source + ": " + name);
+  return std::shared_ptr<const QuantizedMatrix>(std::make_shared<QuantizedMatrix>(std::move(m)));
+}
+
+// Double-quantized parameters (formats/double_quant.h) into m.params and m.super_scale:
+// P.lowbit_scale_codes U8 [param_rows, groups], P.lowbit_zero_codes I32 [words] (asymmetric only),
+// P.lowbit_super_scale F32 [1].
+Status read_double_quant(const TensorSet& tensors, const std::string& prefix, const std::string& source,
+                         QuantizedMatrix& m) {
+  const std::string name = prefix + ".weight";
+  const GroupLayout layout = m.layout();
+  const std::vector<int64_t> pshape = {layout.param_rows, layout.groups_per_row};
+  LOWBIT_ASSIGN_OR_RETURN(auto codes, piece(tensors, prefix + ".lowbit_scale_codes", DType::kU8, source));
+  if (codes->shape != pshape)
+    return error(ErrorCode::kFormat, "{}: \"{}\": scale codes shape {} but the format implies {}", source, name,
+                 shape_string(codes->shape), shape_string(pshape));
+  LOWBIT_ASSIGN_OR_RETURN(auto super, piece(tensors, prefix + ".lowbit_super_scale", DType::kF32, source));
+  if (super->shape != std::vector<int64_t>{1})
+    return error(ErrorCode::kFormat, "{}: \"{}\": super-scale shape {}, expected [1]", source, name,
+                 shape_string(super->shape));
+  DoubleQuantParams stored;
+  std::memcpy(&stored.super_scale, super->data.data(), sizeof(float));
+  stored.scale_codes = from_bytes<uint8_t>(*codes);
+  if (m.spec.stores_zero()) {
+    LOWBIT_ASSIGN_OR_RETURN(auto zeros, piece(tensors, prefix + ".lowbit_zero_codes", DType::kI32, source));
+    if (zeros->shape.size() != 1)
+      return error(ErrorCode::kFormat, "{}: \"{}\": zero codes shape {}, expected 1-D", source, name,
+                   shape_string(zeros->shape));
+    stored.zero_words = from_bytes<uint32_t>(*zeros);
+  }
+  auto params = unpack_double_quant(m.spec, m.rows, m.cols, stored);
+  if (!params.ok()) return params.status().with_context(source + ": " + name);
+  m.params = std::move(*params);
+  m.super_scale = stored.super_scale;
+  return Status::Ok();
+}
+
 Result<std::shared_ptr<const QuantizedMatrix>> read_lowbit(const TensorSet& tensors, const std::string& prefix,
                                                            const std::string& source) {
   const std::string name = prefix + ".weight";
@@ -116,9 +163,13 @@ Result<std::shared_ptr<const QuantizedMatrix>> read_lowbit(const TensorSet& tens
                  codes->data.size(), packed_word_count(n, bits) * 4, rows, cols, bits);
   auto words = from_bytes<uint32_t>(*codes);
   LOWBIT_ASSIGN_OR_RETURN(m.codes, unpack_bits(words, bits, n));
+  const std::vector<int64_t> pshape = {layout.param_rows, layout.groups_per_row};
+  if (spec->double_quant) {
+    LOWBIT_RETURN_IF_ERROR(read_double_quant(tensors, prefix, source, m));
+    return finish_lowbit(tensors, prefix, std::move(m), source);
+  }
   const bool int_grid = spec->info().integer_grid;
   LOWBIT_ASSIGN_OR_RETURN(auto scales, piece(tensors, prefix + ".lowbit_scales", int_grid ? DType::kF16 : DType::kF32, source));
-  const std::vector<int64_t> pshape = {layout.param_rows, layout.groups_per_row};
   if (scales->shape != pshape)
     return error(ErrorCode::kFormat, "{}: \"{}\": scales shape {} but the format implies {}", source, name,
                  shape_string(scales->shape), shape_string(pshape));
@@ -145,18 +196,15 @@ Result<std::shared_ptr<const QuantizedMatrix>> read_lowbit(const TensorSet& tens
   } else if (int_grid) {
     for (auto& p : m.params) p.zero = float(1 << (bits - 1));
   }
-  if (const RawTensor* g = tensors.find(prefix + ".lowbit_g_idx")) {
-    if (g->dtype != DType::kI32 || g->shape != std::vector<int64_t>{cols})
-      return error(ErrorCode::kFormat, "{}: \"{}\": lowbit_g_idx must be I32 [{}]", source, name, cols);
-    m.g_idx = from_bytes<int32_t>(*g);
-  }
-  if (auto s = validate_matrix(m); !s.ok()) return s.with_context(source + ": " + name);
-  return std::shared_ptr<const QuantizedMatrix>(std::make_shared<QuantizedMatrix>(std::move(m)));
+  return finish_lowbit(tensors, prefix, std::move(m), source);
 }
 
 }  // namespace
 
 bool gptq_compatible(const QuantizedMatrix& m) {
+  // The GPTQ convention has fp16 scales and no super-scale: a double-quantized matrix would lose
+  // its compact storage (and its spec) there, so it always takes the lowbit layout.
+  if (m.spec.double_quant) return false;
   if (!m.spec.info().integer_grid || m.rows % 32 != 0 || m.cols % 32 != 0) return false;
   if (m.spec.granularity == Granularity::kGroup) return m.cols % m.spec.group_size == 0;
   return m.spec.granularity == Granularity::kPerChannel;
@@ -209,7 +257,15 @@ Status add_quantized_tensors(const std::string& name, const QuantizedMatrix& m, 
   const std::vector<int64_t> pshape = {layout.param_rows, layout.groups_per_row};
   std::vector<uint32_t> words = pack_bits(m.codes, m.spec.code_bits());
   LOWBIT_RETURN_IF_ERROR(out.add_owned(prefix + ".lowbit_codes", DType::kI32, {int64_t(words.size())}, as_bytes(words)));
-  if (m.spec.info().integer_grid) {
+  if (m.spec.double_quant) {
+    LOWBIT_ASSIGN_OR_RETURN(DoubleQuantParams dq, pack_double_quant(m));
+    LOWBIT_RETURN_IF_ERROR(out.add_owned(prefix + ".lowbit_scale_codes", DType::kU8, pshape, std::move(dq.scale_codes)));
+    if (m.spec.stores_zero())
+      LOWBIT_RETURN_IF_ERROR(out.add_owned(prefix + ".lowbit_zero_codes", DType::kI32, {int64_t(dq.zero_words.size())},
+                                           as_bytes(dq.zero_words)));
+    LOWBIT_RETURN_IF_ERROR(out.add_owned(prefix + ".lowbit_super_scale", DType::kF32, {1},
+                                         as_bytes(std::vector<float>{dq.super_scale})));
+  } else if (m.spec.info().integer_grid) {
     std::vector<uint16_t> scales(m.params.size()), zeros(m.params.size());
     for (size_t i = 0; i < m.params.size(); ++i) {
       scales[i] = f32_to_fp16(m.params[i].scale);
@@ -259,7 +315,8 @@ Result<std::map<std::string, std::shared_ptr<const QuantizedMatrix>>> extract_qu
     } else if (ends_with(t.name, ".lowbit_codes")) {
       prefix = t.name.substr(0, t.name.size() - 13);
       m = read_lowbit(tensors, prefix, source);
-      for (const char* s : {".lowbit_codes", ".lowbit_scales", ".lowbit_zeros", ".lowbit_g_idx"})
+      for (const char* s : {".lowbit_codes", ".lowbit_scales", ".lowbit_zeros", ".lowbit_g_idx", ".lowbit_scale_codes",
+                            ".lowbit_zero_codes", ".lowbit_super_scale"})
         if (tensors.find(prefix + s)) consumed.push_back(prefix + s);
     } else {
       continue;

@@ -70,22 +70,22 @@ double squared_error(const FormatSpec& spec, std::span<const float> values, cons
 // rtn_quantize with the same candidate factors and the same strict-improvement rule, so that
 // GPTQ with H = I picks the same parameters as RTN. `importance` (one per value, or empty)
 // weights each value's squared error: diag H of its input column when clip_hessian_weighted.
-GroupParams fit_values(const FormatSpec& spec, std::span<const float> values, const ClipSearch& clip,
-                       std::span<const double> importance = {}) {
+GroupParams fit_values(const FormatSpec& spec, const ScaleGrid& grid, std::span<const float> values,
+                       const ClipSearch& clip, std::span<const double> importance = {}) {
   float lo = 0.0f, hi = 0.0f;
   if (!values.empty()) {
     const auto [mn, mx] = std::minmax_element(values.begin(), values.end());
     lo = *mn;
     hi = *mx;
   }
-  GroupParams best = fit_group(spec, lo, hi);
+  GroupParams best = fit_group(spec, lo, hi, 1.0f, grid);
   if (clip.steps == 0) return best;
   double best_error = squared_error(spec, values, best, importance);
   const float step = (1.0f - clip.min_shrink) / float(clip.steps);
   for (int k = 1; k <= clip.steps; ++k) {
     const float shrink = 1.0f - float(k) * step;
     if (!(shrink > 0.0f)) break;
-    const GroupParams candidate = fit_group(spec, lo, hi, shrink);
+    const GroupParams candidate = fit_group(spec, lo, hi, shrink, grid);
     const double candidate_error = squared_error(spec, values, candidate, importance);
     if (candidate_error < best_error) {
       best_error = candidate_error;
@@ -194,20 +194,28 @@ Result<GptqResult> gptq_quantize(std::span<const float> weights, int64_t rows, i
                                  : std::span<const double>(column_weight.data() + begin, size_t(end - begin));
   };
 
+  // Double quantization: the super-scale from the min/max scales of the (dead-zeroed) weights'
+  // groups in natural column order, before any fit, so every fit below (up front or at a group's
+  // first column) snaps its scale to the 8-bit grid before choosing codes. A group refit from
+  // error-compensated weights can want a scale above the super-scale; it gets the top code, a
+  // slight clip.
+  const ScaleGrid grid = fit_scale_grid(w, layout, spec);
+  m.super_scale = grid.super_scale;
+
   // Parameters fit before the column loop, from the weights in natural column order.
   std::vector<float> values;
   if (spec.granularity == Granularity::kPerTensor) {
     std::vector<double> tensor_weight;  // [rows, cols], column weights repeated per row
     if (!column_weight.empty())
       for (int64_t r = 0; r < rows; ++r) tensor_weight.insert(tensor_weight.end(), column_weight.begin(), column_weight.end());
-    m.params[0] = fit_values(spec, w, options.clip, tensor_weight);
+    m.params[0] = fit_values(spec, grid, w, options.clip, tensor_weight);
   } else if (!grouped || static_groups) {
     for (int64_t pr = 0; pr < layout.param_rows; ++pr)
       for (int64_t g = 0; g < groups_per_row; ++g) {
         const float* row = w.data() + pr * cols;
         values.assign(row + layout.group_begin(g), row + layout.group_end(g));
         m.params[size_t(pr * groups_per_row + g)] =
-            fit_values(spec, values, options.clip, weights_of(layout.group_begin(g), layout.group_end(g)));
+            fit_values(spec, grid, values, options.clip, weights_of(layout.group_begin(g), layout.group_end(g)));
       }
   }
 
@@ -271,7 +279,8 @@ Result<GptqResult> gptq_quantize(std::span<const float> weights, int64_t rows, i
           for (int64_t r = r0; r < r1; ++r) {
             group_values.clear();
             for (int64_t k = j; k < j_end; ++k) group_values.push_back(work.wt[size_t(k * rows + r)]);
-            m.params[size_t(r * groups_per_row + group)] = fit_values(spec, group_values, options.clip, group_weights);
+            m.params[size_t(r * groups_per_row + group)] =
+                fit_values(spec, grid, group_values, options.clip, group_weights);
           }
         }
         const int64_t stride = layout.param_rows == 1 ? 0 : groups_per_row;

@@ -27,6 +27,9 @@
 //      With act-order and non-static groups, groups are formed in processing order and
 //      QuantizedMatrix::g_idx records each input's group.
 //   Per-channel and per-tensor formats are fit once, from the whole row / matrix, before step 5.
+//   Double-quantized formats (_dq, formats/scale_grid.h) take the tensor's super-scale from the
+//   weights before step 5 (dead inputs zeroed); every fit above then snaps its scale to that 8-bit
+//   grid before choosing the zero point and codes, the clipping search included.
 //
 // Proxy loss = Σ (w − q)² / (2 d²) over all weights (gptq.py's printed "error"). It equals
 // ½ tr(ΔW H ΔWᵀ) for the dampened H, so with H = 2/n XXᵀ (quant/hessian.h) and λ → 0 it is

@@ -53,6 +53,10 @@ Result<QuantizedMatrix> rtn_quantize(std::span<const float> weights, int64_t row
   matrix.params.resize(size_t(layout.param_count()));
   const ClipSearch clip = options.clip;
   const auto importance = options.column_importance;
+  // Double quantization: the tensor's super-scale first, so every candidate scale of the search
+  // below is already a grid scale and the search compares what would be stored.
+  const ScaleGrid grid = fit_scale_grid(weights, layout, spec);
+  matrix.super_scale = grid.super_scale;
 
   // Groups are independent: each writes only its own parameters and codes. Small matrices stay
   // on one thread, where starting the team would cost more than the work.
@@ -63,14 +67,14 @@ Result<QuantizedMatrix> rtn_quantize(std::span<const float> weights, int64_t row
     const int64_t param_row = index / layout.groups_per_row;
     const int64_t group = index % layout.groups_per_row;
     const ValueRange range = group_range(weights, layout, param_row, group);
-    GroupParams best = fit_group(spec, range.min, range.max);
+    GroupParams best = fit_group(spec, range.min, range.max, 1.0f, grid);
     if (clip.steps > 0) {
       double best_error = group_error(weights, layout, param_row, group, spec, best, importance);
       const float step = (1.0f - clip.min_shrink) / float(clip.steps);
       for (int k = 1; k <= clip.steps; ++k) {
         const float shrink = 1.0f - float(k) * step;
         if (!(shrink > 0.0f)) break;
-        const GroupParams candidate = fit_group(spec, range.min, range.max, shrink);
+        const GroupParams candidate = fit_group(spec, range.min, range.max, shrink, grid);
         const double candidate_error = group_error(weights, layout, param_row, group, spec, candidate, importance);
         if (candidate_error < best_error) {
           best_error = candidate_error;

@@ -12,6 +12,10 @@
 // always a candidate and replaced only by a strictly smaller error, so clipping never increases the
 // (weighted) error of any group over plain min/max. The reference GPTQ search uses |err|^2.4 and
 // factors down to 0.2 in steps of 0.01; steps and min_shrink are options here.
+//
+// Double-quantized formats (_dq, formats/scale_grid.h): the tensor's super-scale comes first
+// (fit_scale_grid, from plain min/max), and every candidate scale, shrunk or not, is snapped to its
+// 8-bit grid before the zero point and codes are chosen, so the search compares stored scales.
 #pragma once
 
 #include <cstdint>

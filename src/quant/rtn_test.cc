@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "base/half.h"
 #include "testing/quant_testing.h"
 
 namespace lowbit {
@@ -47,8 +48,9 @@ std::vector<double> per_group_errors(const std::vector<float>& w, const Quantize
   return errors;
 }
 
-const char* kSpecs[] = {"int2",   "int2g32", "int3g32",     "int3_sym",  "int4g32", "int4g7_sym",
-                        "int8",   "int8g32", "int4_tensor", "nf4",       "nf4g32",  "fp8_e4m3"};
+const char* kSpecs[] = {"int2",    "int2g32",       "int3g32",   "int3_sym",  "int4g32",
+                        "int4g7_sym", "int8",      "int8g32",   "int4_tensor", "nf4",
+                        "nf4g32",  "fp8_e4m3",    "int3_dq",   "int2g32_sym_dq", "int4g7_dq"};
 
 TEST(Rtn, WithoutClippingEqualsTheReferenceEncoder) {
   const std::vector<float> w = heavy_tailed(6, 172, 1);
@@ -57,6 +59,7 @@ TEST(Rtn, WithoutClippingEqualsTheReferenceEncoder) {
     Result<QuantizedMatrix> reference = quantize_reference(w, 6, 172, spec_of(name));
     ASSERT_TRUE(reference.ok());
     EXPECT_EQ(rtn.codes, reference->codes) << name;
+    EXPECT_EQ(rtn.super_scale, reference->super_scale) << name;
     ASSERT_EQ(rtn.params.size(), reference->params.size());
     for (size_t i = 0; i < rtn.params.size(); ++i) {
       EXPECT_EQ(rtn.params[i].scale, reference->params[i].scale) << name;
@@ -148,6 +151,32 @@ TEST(Rtn, RejectsBadInputAndOptions) {
   negative_importance[2] = -1.0f;
   options.column_importance = negative_importance;
   EXPECT_EQ(rtn_quantize(w, 2, 8, spec_of("int4"), options).status().code(), ErrorCode::kInvalidArgument);
+}
+
+// Double quantization: the clipping search picks among grid scales only, so every stored scale
+// is the super-scale's grid value of some 8-bit code, and the super-scale is the tensor's (the
+// largest plain min/max scale), not moved by the search.
+TEST(Rtn, DoubleQuantizedClippingKeepsEveryScaleOnTheGrid) {
+  for (const char* name : {"int3_dq", "int2g32_dq", "int4_sym_dq", "int3_tensor_dq"}) {
+    const std::vector<float> w = heavy_tailed(8, 172, 5);
+    RtnOptions options;
+    options.clip = kDefaultClipSearch;
+    const QuantizedMatrix m = rtn_ok(w, 8, 172, spec_of(name), options);
+    const QuantizedMatrix plain = rtn_ok(w, 8, 172, spec_of(name));
+    EXPECT_TRUE(validate_matrix(m).ok()) << name;
+    EXPECT_EQ(m.super_scale, fit_scale_grid(w, m.layout(), m.spec).super_scale) << name;
+    EXPECT_EQ(m.super_scale, plain.super_scale) << name;
+    const ScaleGrid grid = m.scale_grid();
+    int clipped = 0;
+    for (size_t i = 0; i < m.params.size(); ++i) {
+      const float scale = m.params[i].scale;
+      const std::optional<uint8_t> code = grid.code_of(scale);
+      ASSERT_TRUE(code.has_value()) << name << " scale " << scale;
+      EXPECT_EQ(scale, round_to_fp16(m.super_scale * (float(*code + 1) / float(kScaleCodeCount)))) << name;
+      clipped += scale < plain.params[i].scale ? 1 : 0;
+    }
+    EXPECT_GT(clipped, 0) << name << ": heavy tails should make the search shrink some scale";
+  }
 }
 
 TEST(Rtn, EmptyMatrix) {

@@ -1,0 +1,59 @@
+#include "formats/double_quant.h"
+
+#include "formats/bitpack.h"
+
+namespace lowbit {
+
+Result<DoubleQuantParams> pack_double_quant(const QuantizedMatrix& m) {
+  if (!m.spec.double_quant)
+    return error(ErrorCode::kInvalidArgument, "format '{}' is not double-quantized", format_spec_name(m.spec));
+  LOWBIT_RETURN_IF_ERROR(validate_matrix(m));
+  DoubleQuantParams out;
+  out.super_scale = m.super_scale;
+  const ScaleGrid grid = m.scale_grid();
+  out.scale_codes.reserve(m.params.size());
+  for (const GroupParams& p : m.params) out.scale_codes.push_back(*grid.code_of(p.scale));  // on the grid: validated
+  if (m.spec.stores_zero()) {
+    std::vector<uint8_t> zeros;
+    zeros.reserve(m.params.size());
+    for (const GroupParams& p : m.params) zeros.push_back(uint8_t(p.zero));  // integers in [0, max_code]: validated
+    out.zero_words = pack_bits(zeros, m.spec.code_bits());
+  }
+  return out;
+}
+
+Result<std::vector<GroupParams>> unpack_double_quant(const FormatSpec& spec, int64_t rows, int64_t cols,
+                                                     const DoubleQuantParams& stored) {
+  if (!spec.double_quant || !spec.info().integer_grid)
+    return error(ErrorCode::kInvalidArgument, "format '{}' is not double-quantized", format_spec_name(spec));
+  if (!valid_super_scale(stored.super_scale))
+    return error(ErrorCode::kFormat, "super-scale {} is not finite in (0, 65504]", stored.super_scale);
+  const size_t count = size_t(group_layout(spec, rows, cols).param_count());
+  if (stored.scale_codes.size() != count)
+    return error(ErrorCode::kFormat, "{} scale codes where {} on [{}, {}] needs {}", stored.scale_codes.size(),
+                 format_spec_name(spec), rows, cols, count);
+  const int bits = spec.code_bits();
+  std::vector<uint8_t> zeros;
+  if (spec.stores_zero()) {
+    if (stored.zero_words.size() != packed_word_count(count, bits))
+      return error(ErrorCode::kFormat, "{} zero-point words where {} zero points of {} bits need {}",
+                   stored.zero_words.size(), count, bits, packed_word_count(count, bits));
+    LOWBIT_ASSIGN_OR_RETURN(zeros, unpack_bits(stored.zero_words, bits, count));
+    // Canonical padding is zero: anything else is a damaged or foreign stream.
+    const size_t used_bits = count * size_t(bits);
+    if (used_bits % 32 != 0 && (stored.zero_words.back() >> (used_bits % 32)) != 0)
+      return error(ErrorCode::kFormat, "zero-point stream has nonzero padding bits after its {} values", count);
+  } else if (!stored.zero_words.empty()) {
+    return error(ErrorCode::kFormat, "symmetric format '{}' stores no zero points but {} words are present",
+                 format_spec_name(spec), stored.zero_words.size());
+  }
+  const ScaleGrid grid{stored.super_scale};
+  std::vector<GroupParams> params(count);
+  for (size_t i = 0; i < count; ++i) {
+    params[i].scale = grid.scale(stored.scale_codes[i]);
+    params[i].zero = spec.stores_zero() ? float(zeros[i]) : float(1 << (bits - 1));
+  }
+  return params;
+}
+
+}  // namespace lowbit
