@@ -127,6 +127,8 @@ const Case kCases[] = {
     {"nf4g64", "nf4", false},
     {"fp8c", "fp8_e4m3", false},          {"qd8_q8c", "int8_sym", true},  // W8A8
     {"qd8_q4g128", "int4g128", true},  // W4A8
+    {"qd8_q3g128", "int3g128", true},  // W3A8
+    {"qd8_q2g128", "int2g128", true},  // W2A8
     {"qd8_q8p", "int8_sym:panels", true},  // W8A8, kQ8P panels
 };
 

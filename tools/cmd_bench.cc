@@ -204,8 +204,8 @@ json bench_model(const std::string& path, const BenchOptions& o) {
   // Model exposes the head read-only; the object itself is not const.
   linears.push_back(const_cast<Linear*>(&model->lm_head()));
   for (Linear* l : linears) {
-    // --int8-activations switches on the W8A8 / W4A8 kernels where the weight has one; a
-    // dynamically quantized checkpoint (--method dynamic) has its layers switched on already.
+    // --int8-activations switches on the W8A8 / W4A8 / W3A8 / W2A8 kernels where the weight has
+    // one; a dynamically quantized checkpoint (--method dynamic) has its layers switched on already.
     const kernels::PackedWeight* p = active_packed(*l);
     if (o.int8_activations && p != nullptr && kernels::supports_qd8(*p) && !l->dynamic_int8_activations) {
       l->dynamic_int8_activations = true;
@@ -382,7 +382,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--decode-tokens", o->decode_tokens, "Decode steps after the prompt")->capture_default_str();
   cmd->add_option("--repeats", o->repeats, "Timed repetitions (the median is reported)")->capture_default_str();
   cmd->add_flag("--int8-activations", o->int8_activations,
-                "Quantize activations per token to int8 (W8A8 / W4A8 kernels for int8 / int4 weights)");
+                "Quantize activations per token to int8 (W8A8 / W4A8 / W3A8 / W2A8 kernels for int8 / 4 / 3 / 2 "
+                "bit weights)");
   cmd->add_option("--dense", o->dense, "Kernel format for fp32 linears: f32 (BLAS), f16 or bf16")->capture_default_str();
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file for llama2.c models");
   cmd->add_option("--seed", o->seed, "Seed of the random token ids")->capture_default_str();

@@ -157,6 +157,8 @@ GemmQd8Fn gemm_qd8_for(const KernelTable& t, PackedKind kind) {
   switch (kind) {
     case PackedKind::kQ8: return t.gemm_qd8_q8g_f32;
     case PackedKind::kQ4: return t.gemm_qd8_q4g_f32;
+    case PackedKind::kQ3: return t.gemm_qd8_q3g_f32;
+    case PackedKind::kQ2: return t.gemm_qd8_q2g_f32;
     case PackedKind::kQ8P: return t.gemm_qd8_q8p_f32;
     default: return nullptr;
   }

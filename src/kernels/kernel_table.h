@@ -66,10 +66,12 @@ struct KernelTable {
   DequantFn dequant_fp8c_f32 = nullptr;
   DequantFn dequant_q8p_f32 = nullptr;
 
-  // Dynamic int8 activations: W8A8 and W4A8.
+  // Dynamic int8 activations: W8A8, W4A8, W3A8, W2A8.
   QuantizeQd8Fn quantize_f32_qd8 = nullptr;
   GemmQd8Fn gemm_qd8_q8g_f32 = nullptr;
   GemmQd8Fn gemm_qd8_q4g_f32 = nullptr;
+  GemmQd8Fn gemm_qd8_q3g_f32 = nullptr;
+  GemmQd8Fn gemm_qd8_q2g_f32 = nullptr;
   GemmQd8Fn gemm_qd8_q8p_f32 = nullptr;
   // Whether int8 per-channel weights of layers with dynamic int8 activations should be packed as
   // kQ8P (this table's gemm_qd8_q8p_f32 is fast).

@@ -30,17 +30,23 @@ const float* padded_activations(const PackedWeight& w, const float* x, int64_t n
 }
 
 // One contiguous range of rows per thread (whole kRowChunks, as equal as that allows), in one
-// kernel call: the kernels' per-call work (permuted activations, group sums of x) is then done
-// once per thread and matrix, not once per 16 rows.
-void gemv_threaded(GemvF32Fn gemv, const PackedWeightView& v, const float* x, float* y) {
+// kernel call fn(r0, r1): the kernels' per-call work (permuted activations, group sums of x) is
+// then done once per thread and matrix, not once per 16 rows, and the decode kernels can spread
+// their rows in flight over the whole range (one memory stream per part of it).
+template <class Fn>
+void per_thread_rows(const PackedWeightView& v, Fn fn) {
   const int64_t chunks = (v.rows + kRowChunk - 1) / kRowChunk;
 #pragma omp parallel if (double(v.rows) * double(v.k_padded) > kParallelWork)
   {
     const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
     const int64_t r0 = std::min(v.rows, chunks * t / threads * kRowChunk);
     const int64_t r1 = std::min(v.rows, chunks * (t + 1) / threads * kRowChunk);
-    if (r0 < r1) gemv(v, r0, r1, x, y);
+    if (r0 < r1) fn(r0, r1);
   }
+}
+
+void gemv_threaded(GemvF32Fn gemv, const PackedWeightView& v, const float* x, float* y) {
+  per_thread_rows(v, [&](int64_t r0, int64_t r1) { gemv(v, r0, r1, x, y); });
 }
 
 void gemm_tiles(DequantFn dequant, const PackedWeightView& v, const float* x, int64_t n, float* y) {
@@ -111,6 +117,10 @@ void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, cons
   a.block_sums = sums.data();
   a.group_corrections = corrections.data();
   const GemmQd8Fn gemm = gemm_qd8_for(table, w.kind);
+  if (n == 1 && w.kind != PackedKind::kQ8P) {
+    per_thread_rows(v, [&](int64_t r0, int64_t r1) { gemm(v, r0, r1, a, y, v.rows); });
+    return;
+  }
   // kQ8P kernels work on pairs of 16-row panels (four for one token), and so do the AMX prefill
   // kernels (kQ4 rows are unpacked into panels): whole pairs per work item.
   const int64_t chunk = w.kind == PackedKind::kQ8P || n >= kPanelRows ? 4 * kPanelRows : kRowChunk;

@@ -15,7 +15,7 @@ namespace lowbit::kernels {
 // and multiply them with BLAS sgemm, so the decode cost is shared by all tokens.
 void matmul_f32(const PackedWeight& w, const float* x, int64_t n, float* y, const KernelTable& table = kernels());
 
-// Dynamic int8 activations (W8A8 / W4A8, supports_qd8(w) must hold): each token of x is quantized
+// Dynamic int8 activations (W8A8 / W4A8 / W3A8 / W2A8, supports_qd8(w) must hold): each token of x is quantized
 // to symmetric int8 with one scale per 32 inputs (from their absmax), then int8 x int8 -> int32
 // block dot products.
 void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, const KernelTable& table = kernels());

@@ -185,12 +185,15 @@ std::shared_ptr<const PackedWeight> pack_dense(const float* weight, int64_t rows
 }
 
 bool supports_qd8(const PackedWeight& w) {
-  return (w.kind == PackedKind::kQ8 || w.kind == PackedKind::kQ4 || w.kind == PackedKind::kQ8P) &&
+  return (w.kind == PackedKind::kQ8 || w.kind == PackedKind::kQ4 || w.kind == PackedKind::kQ3 ||
+          w.kind == PackedKind::kQ2 || w.kind == PackedKind::kQ8P) &&
          w.k_padded <= 65536;
 }
 
 bool supports_qd8_format(const FormatSpec& spec) {
-  if (spec.id != FormatId::kInt8 && spec.id != FormatId::kInt4) return false;
+  if (spec.id != FormatId::kInt8 && spec.id != FormatId::kInt4 && spec.id != FormatId::kInt3 &&
+      spec.id != FormatId::kInt2)
+    return false;
   return spec.granularity != Granularity::kGroup || spec.group_size % kBlock == 0;
 }
 

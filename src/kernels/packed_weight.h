@@ -39,11 +39,12 @@ std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m, boo
 // A dense fp32 [rows, cols] weight stored as kF16 or kBF16 (rounded to nearest even).
 std::shared_ptr<const PackedWeight> pack_dense(const float* weight, int64_t rows, int64_t cols, PackedKind kind);
 
-// Whether the dynamic-int8-activation kernels (W8A8 / W4A8) take this weight: integer codes of 8
-// or 4 bits, and rows short enough that int32 group sums cannot overflow (k_padded <= 65536).
+// Whether the dynamic-int8-activation kernels (W8A8 / W4A8 / W3A8 / W2A8) take this weight:
+// integer codes of 8, 4, 3 or 2 bits, and rows short enough that int32 group sums cannot overflow
+// (k_padded <= 65536).
 bool supports_qd8(const PackedWeight& w);
-// The same question asked of a format before any weight exists (for plans and warnings): an int8
-// or int4 grid, per channel/tensor or in groups that are a multiple of kBlock. Rows longer than
+// The same question asked of a format before any weight exists (for plans and warnings): an
+// int8/4/3/2 grid, per channel/tensor or in groups that are a multiple of kBlock. Rows longer than
 // 65536 inputs are still refused later by supports_qd8.
 bool supports_qd8_format(const FormatSpec& spec);
 

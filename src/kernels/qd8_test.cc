@@ -1,5 +1,5 @@
-// Dynamic int8 activations (W8A8, W4A8): the quantizer and the int8 x int8 -> int32 group dot
-// products of every ISA against the scalar reference.
+// Dynamic int8 activations (W8A8, W4A8, W3A8, W2A8): the quantizer and the int8 x int8 -> int32
+// group dot products of every ISA against the scalar reference.
 //
 // Exactness: with power-of-two scales and magnitudes kept below 2^23 units of the smallest scale,
 // every fp32 operation after the integer dot products is exact, so any ISA's output must equal
@@ -109,13 +109,28 @@ void expect_exact(const std::string& spec, int64_t rows, int64_t cols, int64_t t
 
 TEST(GemmQd8, IntegerDotProductsExactEdgeShapes) {
   std::mt19937 rng(1);
-  for (const char* spec : {"int8", "int8_sym", "int8g32", "int8g64_sym", "int4", "int4g32", "int4g64", "int4g128_sym"})
+  for (const char* spec : {"int8", "int8_sym", "int8g32", "int8g64_sym", "int4", "int4g32", "int4g64", "int4g128_sym",
+                           "int3", "int3g32", "int3g128", "int2", "int2g64_sym", "int2g128"})
     for (int64_t cols : {1, 7, 31, 32, 33, 64, 96, 172, 200})
       for (int64_t rows : {1, 2, 3, 5})
         for (int64_t tokens : {1, 2, 3, 4, 5, 9})
-          // Full-range activations for 4-bit codes; 8-bit codes at full range are covered by
+          // Full-range activations for 4/3/2-bit codes; 8-bit codes at full range are covered by
           // SaturationExtremesExact, here |q| <= 4 keeps K = 200 within the precondition.
-          expect_exact(spec, rows, cols, tokens, spec[3] == '4' ? 127 : 4, rng);
+          expect_exact(spec, rows, cols, tokens, spec[3] == '8' ? 4 : 127, rng);
+}
+
+// The 4/3/2-bit kernels work on chunks of 4 blocks (128 inputs) and, for one token, on 4 rows in
+// flight taken from 4 parts of the row range: K with a last chunk of 1, 2 or 3 blocks, groups
+// smaller than a chunk (32, 64), not dividing it (96, 160), spanning several (256) or the whole
+// row, and row counts that leave 0-3 rows outside the 4 parts (expect_exact also splits the range
+// at rows / 2).
+TEST(GemmQd8, LowBitChunksExactEdgeShapes) {
+  std::mt19937 rng(4);
+  for (const char* spec : {"int4g32", "int4g96", "int4g256", "int4", "int3g64", "int3g96", "int3g128_sym", "int3g256",
+                           "int3_tensor", "int2g32", "int2g160", "int2g128_sym", "int2g256", "int2"})
+    for (int64_t cols : {32, 96, 128, 160, 224, 256, 300, 390})
+      for (int64_t rows : {1, 4, 5, 8, 17, 34})
+        for (int64_t tokens : {1, 2, 6}) expect_exact(spec, rows, cols, tokens, spec[3] == '4' ? 63 : 127, rng);
 }
 
 // kQ8P (int8 per channel in 16-row VNNI panels): row counts around the panel size, ranges that
@@ -162,6 +177,10 @@ TEST(GemmQd8, IntegerDotProductsExactLlmWidths) {
   for (int64_t cols : {4096, 11008}) {
     expect_exact("int4g128", 6, cols, 5, 3, rng, -3, -3);
     expect_exact("int4", 3, cols, 2, 3, rng, -3, -3);
+    for (const char* spec : {"int4g128", "int3g128", "int2g128", "int3g32", "int2"}) {
+      expect_exact(spec, 17, cols, 1, 3, rng, -3, -3);  // decode: 4 streams of 4 rows + 1
+      expect_exact(spec, 5, cols, 3, 3, rng, -3, -3);
+    }
   }
   expect_exact("int8", 3, 4096, 2, 1, rng, -3, -3);
 }
@@ -231,7 +250,8 @@ TEST(QuantizeQd8, EveryIsaMatchesReferenceExactly) {
 TEST(MatmulQd8, RealisticDataWithinDerivedTolerance) {
   uint32_t seed = 500;
   for (Isa isa : supported_isas()) {
-    for (const char* spec : {"int8_sym", "int8", "int4g128", "int4g32_sym", "int4", "int8_sym panels"}) {
+    for (const char* spec : {"int8_sym", "int8", "int4g128", "int4g32_sym", "int4", "int3g128", "int3g32", "int2g128_sym",
+                             "int2", "int8_sym panels"}) {
       for (const testing::Shape s : {testing::Shape{48, 4096}, testing::Shape{19, 172}}) {
         const std::string name(spec);
         const bool panels = name.ends_with(" panels");

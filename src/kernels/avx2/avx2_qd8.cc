@@ -1,13 +1,13 @@
-// AVX2 kernels for dynamic int8 activations (W8A8, W4A8): activation quantization with one scale
+// AVX2 kernels for dynamic int8 activations (W8A8, W4A8, W3A8, W2A8): activation quantization with one scale
 // per 32-input block and int8 x int8 -> int32 block dot products with vpmaddubsw / vpmaddwd, one
 // 256-bit vector per block. Scalar definition: ref/ref_kernels.cc.
 //
 // vpmaddubsw multiplies unsigned by signed bytes and adds adjacent pairs into a SATURATING int16:
-//   4-bit codes (0..15) x activations (-127..127): |pair| <= 2 * 15 * 127, safe as is.
+//   4/3/2-bit codes (0..15) x activations (-127..127): |pair| <= 2 * 15 * 127, safe as is.
 //   8-bit codes (0..255) would not be (2 * 255 * 127 > 32767), so they are shifted to signed
 //   w = code - 128 and the sign trick |w| x sign(a, w) keeps |pair| <= 2 * 128 * 127 = 32512.
 // Per block, the raw int32 dot product (of code - offset, offset 128 for shifted 8-bit codes, 0 for
-// 4-bit) is converted to fp32 and scaled by the block's activation scale; the zero point enters
+// the others) is converted to fp32 and scaled by the block's activation scale; the zero point enters
 // once per group as (zero - offset) * group_correction.
 #include <immintrin.h>
 
@@ -78,23 +78,45 @@ void quantize_f32_qd8(const float* x, int64_t k, int64_t k_padded, int8_t* q, fl
   }
 }
 
-// 32 codes of one block as bytes in element order.
-template <bool kFourBit>
+// The low two bits of a kQ2/kQ3 block's 32 codes in element order: the 8 bytes of bit pairs in
+// every 64-bit lane, lane i shifted right by 2 i (pair i of each byte = codes 8 i .. 8 i + 7).
+inline __m256i crumbs(const uint8_t* p) {
+  long long bytes;
+  __builtin_memcpy(&bytes, p, 8);
+  const __m256i shifted = _mm256_srlv_epi64(_mm256_set1_epi64x(bytes), _mm256_setr_epi64x(0, 2, 4, 6));
+  return _mm256_and_si256(shifted, _mm256_set1_epi8(3));
+}
+
+// 32 codes of one block as bytes in element order (layouts: kernel_types.h).
+template <int kBits>
 inline __m256i load_block(const uint8_t* row, int64_t b) {
-  if constexpr (kFourBit) {
+  if constexpr (kBits == 4) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + b * 16));
     const __m128i mask = _mm_set1_epi8(0xf);
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), mask), _mm_and_si128(v, mask));
+  } else if constexpr (kBits == 2) {
+    return crumbs(row + b * 8);
+  } else if constexpr (kBits == 3) {
+    // Bit 2 of code j is bit j of the block's 32-bit plane: vpshufb brings plane byte j / 8 to
+    // byte j, a compare against bit j % 8 turns it into 0 / 0xff, masked to 4.
+    const uint8_t* p = row + b * 12;
+    int plane;
+    __builtin_memcpy(&plane, p + 8, 4);
+    const __m256i byte_of_code = _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201);
+    const __m256i bits = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(plane), byte_of_code), bit);
+    const __m256i high = _mm256_and_si256(_mm256_cmpeq_epi8(bits, bit), _mm256_set1_epi8(4));
+    return _mm256_or_si256(crumbs(p), high);
   } else {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * 32));
   }
 }
 
 // One weight row against NR tokens starting at t0.
-template <bool kFourBit, int NR>
+template <int kBits, int NR>
 void row_tile(const PackedWeightView& w, int64_t r, int64_t t0, const QuantizedActivationsView& a, float* y,
               int64_t ldy) {
-  constexpr int kOffset = kFourBit ? 0 : 128;
+  constexpr int kOffset = kBits == 8 ? 128 : 0;
   const int64_t blocks = w.k_padded / kBlock, per_group = w.group_size / kBlock;
   const uint8_t* row = w.codes + r * w.row_bytes;
   const int8_t* act[NR];
@@ -112,8 +134,8 @@ void row_tile(const PackedWeightView& w, int64_t r, int64_t t0, const QuantizedA
     __m256 gacc[NR];
     for (int j = 0; j < NR; ++j) gacc[j] = _mm256_setzero_ps();
     for (const int64_t end = b + per_group < blocks ? b + per_group : blocks; b < end; ++b) {
-      const __m256i codes = load_block<kFourBit>(row, b);
-      if constexpr (kFourBit) {
+      const __m256i codes = load_block<kBits>(row, b);
+      if constexpr (kBits != 8) {
         for (int j = 0; j < NR; ++j) {
           const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[j] + b * kBlock));
           const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(codes, av), ones16);
@@ -139,13 +161,13 @@ void row_tile(const PackedWeightView& w, int64_t r, int64_t t0, const QuantizedA
   for (int j = 0; j < NR; ++j) y[(t0 + j) * ldy + r] = hsum(facc[j]) - correction[j];
 }
 
-template <bool kFourBit>
+template <int kBits>
 void gemm_qd8(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
               float* y, int64_t ldy) {
   for (int64_t r = row_begin; r < row_end; ++r) {
     int64_t t = 0;
-    for (; t + 4 <= a.tokens; t += 4) row_tile<kFourBit, 4>(w, r, t, a, y, ldy);
-    for (; t < a.tokens; ++t) row_tile<kFourBit, 1>(w, r, t, a, y, ldy);
+    for (; t + 4 <= a.tokens; t += 4) row_tile<kBits, 4>(w, r, t, a, y, ldy);
+    for (; t < a.tokens; ++t) row_tile<kBits, 1>(w, r, t, a, y, ldy);
   }
 }
 
@@ -153,8 +175,10 @@ void gemm_qd8(const PackedWeightView& w, int64_t row_begin, int64_t row_end, con
 
 void fill_avx2_qd8_kernels(KernelTable& t) {
   t.quantize_f32_qd8 = quantize_f32_qd8;
-  t.gemm_qd8_q8g_f32 = gemm_qd8<false>;
-  t.gemm_qd8_q4g_f32 = gemm_qd8<true>;
+  t.gemm_qd8_q8g_f32 = gemm_qd8<8>;
+  t.gemm_qd8_q4g_f32 = gemm_qd8<4>;
+  t.gemm_qd8_q3g_f32 = gemm_qd8<3>;
+  t.gemm_qd8_q2g_f32 = gemm_qd8<2>;
 }
 
 }  // namespace lowbit::kernels

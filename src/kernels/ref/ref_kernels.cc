@@ -122,7 +122,8 @@ void fill_ref_kernels(KernelTable& t) {
   t.dequant_f16_f32 = t.dequant_bf16_f32 = t.dequant_q8g_f32 = t.dequant_q4g_f32 = t.dequant_q3g_f32 =
       t.dequant_q2g_f32 = t.dequant_nf4g_f32 = t.dequant_fp8c_f32 = t.dequant_q8p_f32 = dequant_ref;
   t.quantize_f32_qd8 = quantize_f32_qd8_ref;
-  t.gemm_qd8_q8g_f32 = t.gemm_qd8_q4g_f32 = t.gemm_qd8_q8p_f32 = gemm_qd8_ref;
+  t.gemm_qd8_q8g_f32 = t.gemm_qd8_q4g_f32 = t.gemm_qd8_q3g_f32 = t.gemm_qd8_q2g_f32 = t.gemm_qd8_q8p_f32 =
+      gemm_qd8_ref;
 }
 
 }  // namespace lowbit::kernels
