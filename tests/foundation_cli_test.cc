@@ -136,6 +136,25 @@ TEST(BadInput, EmptyTokenFileAndBadFlags) {
   EXPECT_EQ(r.exit_code, 2) << "refuses to overwrite without --force: " << r.err;
 }
 
+// The float containers cannot hold a quantized weight: convert refuses with one line naming the
+// output (it used to dereference the missing float tensor for GGUF and llama2.c) and writes nothing.
+TEST(BadInput, ConvertRefusesQuantizedCheckpoints) {
+  TempDir dir;
+  Checkpoint ck = make_random_checkpoint(tiny_test_config(), 5);
+  ASSERT_TRUE(save_llama2c_checkpoint(dir.file("m.bin"), ck, false).ok());
+  auto r = run_lowbit("quantize " + dir.file("m.bin") + " --bits 4 --group 32 -o " + dir.file("q4"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* to : {"gguf", "llama2c", "llama2c-v1", "hf"}) {
+    const std::string out = dir.file(std::string("out-") + to);
+    r = run_lowbit("convert " + dir.file("q4") + " --to " + to + " -o " + out);
+    EXPECT_EQ(r.exit_code, 5) << to << ": " << r.err;
+    EXPECT_EQ(r.err_lines(), 1) << to << ": " << r.err;
+    EXPECT_NE(r.err.find("is quantized"), std::string::npos) << to << ": " << r.err;
+    EXPECT_NE(r.err.find(out), std::string::npos) << to << ": " << r.err;
+    EXPECT_FALSE(std::filesystem::exists(out)) << to;
+  }
+}
+
 TEST(Cli, ConvertThenEvalAgreesAcrossFormats) {
   TempDir dir;
   Checkpoint ck = make_random_checkpoint(tiny_test_config(), 8);

@@ -142,7 +142,7 @@ void run_quantize(const QuantizeOptions& o) {
                 with_commas(int64_t(q_bytes)).c_str(), 8.0 * double(q_bytes) / double(q_weights));
   std::printf("size: %s → %s (model.safetensors; %.2fx smaller)\n", human_bytes(double(before)).c_str(),
               human_bytes(double(after)).c_str(), double(before) / double(after));
-  if (dynamic) std::printf("activations: int8 per token, quantized at run time (W8A8 / W4A8 kernels)\n");
+  if (dynamic) std::printf("activations: int8 per token, quantized at run time (W8A8 / W4A8 / W3A8 / W2A8 kernels)\n");
   for (const auto& line : quantized.report) std::printf("%s\n", line.c_str());
   if (budget) report_budget_result(ck, out, *budget, o.gptq, o.output);
   std::printf("time: %.2f s\n", seconds);

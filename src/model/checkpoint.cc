@@ -30,6 +30,13 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
   return e;
 }
 
+Status require_float_checkpoint(const Checkpoint& ckpt, const std::string& out, std::string_view container) {
+  if (ckpt.quantized.empty()) return Status::Ok();
+  return error(ErrorCode::kUnsupported,
+               "{}: \"{}\" is quantized; a {} float checkpoint cannot hold it (convert the unquantized original)",
+               out, ckpt.quantized.begin()->first, container);
+}
+
 Status validate_checkpoint_tensors(const Checkpoint& ckpt) {
   std::set<std::string> seen;
   for (const auto& e : expected_tensors(ckpt.config)) {

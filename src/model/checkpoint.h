@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "formats/quantized_matrix.h"
 #include "io/tensor.h"
@@ -33,6 +34,10 @@ struct Checkpoint {
 // float tensor (F32/F16/BF16) or as a quantized matrix, and that nothing unexpected is there.
 // Names `ckpt.path` in errors.
 Status validate_checkpoint_tensors(const Checkpoint& ckpt);
+// The float writers (llama2.c, Hugging Face, GGUF) hold no quantized weight: writing one would mean
+// silently dequantizing it. Fails naming `out` and the first quantized tensor, and says where
+// quantized checkpoints go (lowbit quantize writes them; lowbit run/eval read them).
+Status require_float_checkpoint(const Checkpoint& ckpt, const std::string& out, std::string_view container);
 // Every tensor the config implies with its shape, in a fixed order (embed, layers, norm, head).
 struct ExpectedTensor {
   std::string name;

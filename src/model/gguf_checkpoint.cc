@@ -271,6 +271,7 @@ Status save_gguf_checkpoint(const std::string& path, const Checkpoint& ck, DType
   if (c.architecture != "llama" && c.architecture != "mistral")
     return error(ErrorCode::kUnsupported, "{}: cannot write architecture \"{}\" as a GGUF llama model", path,
                  c.architecture);
+  LOWBIT_RETURN_IF_ERROR(require_float_checkpoint(ck, path, "GGUF"));
   LOWBIT_RETURN_IF_ERROR(c.validate(ck.path));
   LOWBIT_RETURN_IF_ERROR(validate_checkpoint_tensors(ck));
 

@@ -322,11 +322,8 @@ Status save_hf_checkpoint(const std::string& dir, const Checkpoint& ckpt, const 
                  dtype_name(dtype));
   if (options.max_shard_bytes < 0)
     return error(ErrorCode::kInvalidArgument, "{}: negative max shard size {}", dir, options.max_shard_bytes);
-  // Quantized weights belong in export/'s GPTQ-convention writer; writing them here would mean
-  // silently dequantizing to floats.
-  if (!ckpt.quantized.empty())
-    return error(ErrorCode::kUnsupported, "{}: \"{}\" is quantized; a Hugging Face float checkpoint cannot hold it",
-                 dir, ckpt.quantized.begin()->first);
+  // Quantized weights belong in export/'s GPTQ-convention writer.
+  LOWBIT_RETURN_IF_ERROR(require_float_checkpoint(ckpt, dir, "Hugging Face"));
   LOWBIT_RETURN_IF_ERROR(ckpt.config.validate(ckpt.path));
   LOWBIT_RETURN_IF_ERROR(validate_checkpoint_tensors(ckpt));
 

@@ -3,7 +3,7 @@
 // weight formats are dispatched:
 //   fp32 dense                      BLAS (sgemv for one token, sgemm for many)
 //   packed (prepare_linear)         kernels/: weight-only kernels on exact fp32 activations, or,
-//                                   with dynamic_int8_activations, W8A8 / W4A8 int8 kernels
+//                                   with dynamic_int8_activations, W8A8 / W4A8 / W3A8 / W2A8 int8 kernels
 //   quantized without a kernel      reference: dequantize the matrix, then BLAS
 #pragma once
 
@@ -30,9 +30,9 @@ struct Linear {
   // code that swaps in a new matrix (GPTQ's driver) falls back to the reference path until it
   // prepares the layer again.
   std::shared_ptr<const kernels::PackedWeight> packed;
-  // Quantize activations per token to int8 at run time (symmetric, scale from the token's absmax)
-  // and use int8 x int8 -> int32 kernels: W8A8 for int8 weights, W4A8 for int4. Only where the
-  // packed weight supports it (kernels::supports_qd8); false: exact fp32 activations.
+  // Quantize activations per token to int8 at run time (symmetric, one scale per 32 inputs) and
+  // use int8 x int8 -> int32 kernels: W8A8 for int8 weights, W4A8 / W3A8 / W2A8 for int4/3/2.
+  // Only where the packed weight supports it (kernels::supports_qd8); false: exact activations.
   bool dynamic_int8_activations = false;
   bool is_quantized() const { return quantized != nullptr; }
 };

@@ -109,8 +109,8 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 TEST(LinearForward, DynamicReferencePathMatchesQd8Kernels) {
-  for (const char* spec : {"int8_sym", "int8", "int4g32", "int4g128_sym"}) {
-    for (int n : {1, 4}) {
+  for (const char* spec : {"int8_sym", "int8", "int4g32", "int4g128_sym", "int3g64", "int2g32_sym"}) {
+    for (int n : {1, 4, 20}) {
       Linear fast = quantized_linear(spec, 33, 256, 11);
       fast.dynamic_int8_activations = true;
       Linear reference = fast;

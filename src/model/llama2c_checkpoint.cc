@@ -203,6 +203,7 @@ Result<Checkpoint> load_llama2c_checkpoint(const std::string& path, const std::s
 
 Status save_llama2c_checkpoint(const std::string& path, const Checkpoint& ck, bool version1) {
   const ModelConfig& c = ck.config;
+  LOWBIT_RETURN_IF_ERROR(require_float_checkpoint(ck, path, "llama2.c"));
   if (c.attention_bias)
     return error(ErrorCode::kUnsupported, "{}: llama2.c checkpoints cannot hold q/k/v biases", path);
   if (c.head_dim * c.n_heads != c.dim)
