@@ -146,15 +146,19 @@ TEST(GemmQd8, PanelLayoutExactEdgeShapes) {
   expect_exact("int8", 40, 4096, 33, 1, rng, -3, -3, true);
 }
 
-// Int4 with 16 tokens or more: the AMX kernel unpacks kQ4 rows into 16-row panels (rows around
-// the panel size, ranges split inside a panel, group ends inside and at the end of a row).
-TEST(GemmQd8, Int4ManyTokensExactEdgeShapes) {
+// Int4/3/2 with 16 tokens or more: the AMX kernel unpacks kQ4/kQ3/kQ2 rows into 16-row panels
+// (rows around the panel size, ranges split inside a panel, group ends inside and at the end of a
+// row).
+TEST(GemmQd8, LowBitManyTokensExactEdgeShapes) {
   std::mt19937 rng(4);
-  for (const char* spec : {"int4", "int4g32", "int4g64_sym", "int4g128"})
+  for (const char* spec : {"int4", "int4g32", "int4g64_sym", "int4g128", "int3g32", "int3g64_sym", "int3", "int2g32",
+                           "int2g128_sym", "int2"})
     for (int64_t cols : {1, 33, 172, 200})
       for (int64_t rows : {1, 15, 17, 33, 70})
         for (int64_t tokens : {16, 17, 35}) expect_exact(spec, rows, cols, tokens, 127, rng);
   expect_exact("int4g128", 40, 4096, 33, 3, rng, -3, -3);
+  expect_exact("int3g128", 40, 4096, 33, 3, rng, -3, -3);
+  expect_exact("int2g128", 40, 4096, 33, 3, rng, -3, -3);
 }
 
 TEST(GemmQd8, PanelLayoutUnpacksToTheCanonicalValues) {

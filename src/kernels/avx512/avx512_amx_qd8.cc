@@ -1,9 +1,10 @@
 // AMX-INT8 kernels for prefill with dynamic int8 activations (16 tokens or more; fewer go to the
-// AVX-512 VNNI entries they replace): W8A8 on kQ8P panels and W4A8 on kQ4 (kernel_types.h).
+// AVX-512 VNNI entries they replace): W8A8 on kQ8P panels, W4A8 / W3A8 / W2A8 on kQ4 / kQ3 / kQ2
+// (kernel_types.h).
 //
 // The kQ8P panel layout is exactly the "VNNI" layout AMX expects for its B operand (per 4 inputs,
 // 16 rows x 4 bytes), so a block of 32 inputs of a panel is one 8 x 64-byte B tile read in place.
-// kQ4 rows are unpacked to that layout one panel (16 rows, all K) at a time, into a buffer that
+// kQ4/kQ3/kQ2 rows are unpacked to that layout one panel (16 rows, all K) at a time, into a buffer that
 // every group of tokens then reads (the unpacking is paid once per 16 rows, not per token).
 // Per block, 16 tokens and 16 rows:
 //   C[token, row] = sum_{k in block} q[token, k] * code[row, k]   (tdpbsud: signed x unsigned,
@@ -241,16 +242,33 @@ void gemm_qd8_q8p_amx(const PackedWeightView& w, int64_t row_begin, int64_t row_
   });
 }
 
-// The 16 rows of panel p of a kQ4 weight in the VNNI panel layout, with their per-group scales
-// and zeros transposed to [groups, 16]. A kQ4 block row is 16 bytes, byte j = code j | code
-// (j + 16) << 4; dword s of those bytes holds codes 4s..4s+3 (low nibbles) and 16+4s..16+4s+3
-// (high nibbles), so gathering dword s of 16 rows gives steps s and s + 4 of the VNNI block.
-struct UnpackedQ4 {
+// Rows of kQ4 / kQ3 / kQ2 weights unpacked to the VNNI panel layout, one panel (16 rows, all K)
+// at a time, with their per-group scales and zeros transposed to [groups, 16]. Each kind's block
+// layout (kernel_types.h) puts the codes of one VNNI step (inputs 4s..4s+3) of a row in one dword
+// of its block, at a fixed bit offset, so a step of 16 rows is one gather of that dword across the
+// rows (a permute), a shift and a mask:
+//   kQ4 (16 bytes): step s < 4 is the low nibbles of dword s, step s + 4 its high nibbles;
+//   kQ2 (8 bytes):  step s is bits 2 (s / 2) .. +1 of each byte of dword s % 2;
+//   kQ3 (12 bytes): kQ2's 8 bytes for bits 0-1, then a 32-bit plane whose bit k is bit 2 of code k.
+struct UnpackedPanel {
   std::vector<uint8_t> codes;  // 64 bytes of slack for the aligned start
   std::vector<float> scales, zeros;
 };
 
-Panel unpack_q4_panel(const PackedWeightView& w, int64_t p, UnpackedQ4& out) {
+// 16 dwords: dword d of the block at `offset` of each of the 16 rows (null rows, beyond the
+// matrix: 0).
+inline __m512i gather_dword(const uint8_t* const* rows, int64_t offset, int d) {
+  alignas(64) uint32_t v[kPanelRows];
+  for (int i = 0; i < kPanelRows; ++i) {
+    if (rows[i] != nullptr)
+      std::memcpy(&v[i], rows[i] + offset + 4 * d, 4);
+    else
+      v[i] = 0;
+  }
+  return _mm512_load_si512(v);
+}
+
+Panel unpack_panel(const PackedWeightView& w, int64_t p, UnpackedPanel& out) {
   const int64_t blocks = w.k_padded / kBlock;
   const int64_t r0 = p * kPanelRows;
   const int live = int(std::min<int64_t>(kPanelRows, w.rows - r0));
@@ -262,49 +280,59 @@ Panel unpack_q4_panel(const PackedWeightView& w, int64_t p, UnpackedQ4& out) {
       out.scales[size_t(g * kPanelRows + i)] = w.scales[(r0 + i) * w.groups_per_row + g];
       out.zeros[size_t(g * kPanelRows + i)] = w.zeros[(r0 + i) * w.groups_per_row + g];
     }
-  // 64-byte aligned start for the B tile loads.
   uint8_t* dst = out.codes.data() + ((64 - reinterpret_cast<uintptr_t>(out.codes.data()) % 64) % 64);
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  // Dword s of rows 0..7 sits at index 4 * row + s of (rows 0-3 | rows 4-7); same for rows 8-15.
-  // Rows beyond the matrix read a block of zeros.
-  alignas(64) static const uint8_t zero_block[16] = {};
-  const uint8_t* row_codes[kPanelRows];
-  for (int i = 0; i < kPanelRows; ++i) row_codes[i] = i < live ? w.codes + (r0 + i) * w.row_bytes : nullptr;
-  const auto four_rows = [&](int first, int64_t b) {
-    const auto block = [&](int i) {
-      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(row_codes[i] ? row_codes[i] + b * 16 : zero_block));
-    };
-    __m512i z = _mm512_castsi128_si512(block(first));
-    z = _mm512_inserti32x4(z, block(first + 1), 1);
-    z = _mm512_inserti32x4(z, block(first + 2), 2);
-    return _mm512_inserti32x4(z, block(first + 3), 3);
-  };
+  const uint8_t* rows[kPanelRows];
+  for (int i = 0; i < kPanelRows; ++i) rows[i] = i < live ? w.codes + (r0 + i) * w.row_bytes : nullptr;
+  const int64_t block_bytes = w.kind == PackedKind::kQ4 ? 16 : w.kind == PackedKind::kQ3 ? 12 : 8;
+  const __m512i low2 = _mm512_set1_epi8(0x03), low4 = _mm512_set1_epi8(0x0F);
   for (int64_t b = 0; b < blocks; ++b) {
-    const __m512i z0 = four_rows(0, b), z1 = four_rows(4, b), z2 = four_rows(8, b), z3 = four_rows(12, b);
-    for (int s = 0; s < 4; ++s) {
-      // index 4 * i + s (i < 8; the upper half is not used)
-      const __m512i pick = _mm512_add_epi32(_mm512_set_epi32(60, 56, 52, 48, 44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0),
-                                            _mm512_set1_epi32(s));
-      // rows 0..7 from (z0, z1) and rows 8..15 from (z2, z3): element i of each = dword s of row i
-      const __m512i lo_rows = _mm512_permutex2var_epi32(z0, pick, z1);
-      const __m512i hi_rows = _mm512_permutex2var_epi32(z2, pick, z3);
-      const __m512i merge = _mm512_set_epi32(23, 22, 21, 20, 19, 18, 17, 16, 7, 6, 5, 4, 3, 2, 1, 0);
-      const __m512i dwords = _mm512_permutex2var_epi32(lo_rows, merge, hi_rows);
-      _mm512_store_si512(dst + b * kPanelBlockBytes + s * 64, _mm512_and_si512(dwords, low4));
-      _mm512_store_si512(dst + b * kPanelBlockBytes + (s + 4) * 64, _mm512_and_si512(_mm512_srli_epi16(dwords, 4), low4));
+    uint8_t* out_block = dst + b * kPanelBlockBytes;
+    const int64_t at = b * block_bytes;
+    const auto store = [&](int step, __m512i v) { _mm512_store_si512(out_block + step * 64, v); };
+    if (w.kind == PackedKind::kQ4) {
+      for (int s = 0; s < 4; ++s) {
+        const __m512i d = gather_dword(rows, at, s);
+        store(s, _mm512_and_si512(d, low4));
+        store(s + 4, _mm512_and_si512(_mm512_srli_epi16(d, 4), low4));
+      }
+      continue;
+    }
+    const __m512i d0 = gather_dword(rows, at, 0), d1 = gather_dword(rows, at, 1);
+    // kQ3: bit 2 of the 4 codes of step s, from plane bits 4s..4s+3, each moved to bit 8j + 2 of
+    // its dword: (nibble * 0x00204081) puts nibble bit j at bit 8j (the four shifted copies do
+    // not overlap, so nothing carries).
+    const __m512i plane = w.kind == PackedKind::kQ3 ? gather_dword(rows, at, 2) : _mm512_setzero_si512();
+    for (int s = 0; s < 8; ++s) {
+      const __m512i d = (s & 1) ? d1 : d0;
+      __m512i codes = _mm512_and_si512(_mm512_srli_epi32(d, unsigned(2 * (s >> 1))), low2);
+      if (w.kind == PackedKind::kQ3) {
+        const __m512i nibble = _mm512_and_si512(_mm512_srli_epi32(plane, unsigned(4 * s)), _mm512_set1_epi32(0xF));
+        const __m512i spread =
+            _mm512_and_si512(_mm512_mullo_epi32(nibble, _mm512_set1_epi32(0x00204081)), _mm512_set1_epi32(0x01010101));
+        codes = _mm512_or_si512(codes, _mm512_slli_epi32(spread, 2));
+      }
+      store(s, codes);
     }
   }
   return Panel{dst, out.scales.data(), out.zeros.data(), r0};
 }
 
-void gemm_qd8_q4g_amx(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
-                      float* y, int64_t ldy) {
+GemmQd8Fn small_batch_q3g = nullptr;
+GemmQd8Fn small_batch_q2g = nullptr;
+
+GemmQd8Fn small_batch_for(PackedKind kind) {
+  return kind == PackedKind::kQ4 ? small_batch_q4g : kind == PackedKind::kQ3 ? small_batch_q3g : small_batch_q2g;
+}
+
+// W4A8 / W3A8 / W2A8 prefill.
+void gemm_qd8_low_bit_amx(const PackedWeightView& w, int64_t row_begin, int64_t row_end,
+                          const QuantizedActivationsView& a, float* y, int64_t ldy) {
   if (a.tokens < kTileTokens) {
-    small_batch_q4g(w, row_begin, row_end, a, y, ldy);
+    small_batch_for(w.kind)(w, row_begin, row_end, a, y, ldy);
     return;
   }
-  UnpackedQ4 slots[2];
-  run_panels(w, row_begin, row_end, a, y, ldy, [&](int64_t p, int slot) { return unpack_q4_panel(w, p, slots[slot]); });
+  UnpackedPanel slots[2];
+  run_panels(w, row_begin, row_end, a, y, ldy, [&](int64_t p, int slot) { return unpack_panel(w, p, slots[slot]); });
 }
 
 }  // namespace
@@ -312,10 +340,18 @@ void gemm_qd8_q4g_amx(const PackedWeightView& w, int64_t row_begin, int64_t row_
 void fill_amx_kernels(KernelTable& t) {
   small_batch_q8p = t.gemm_qd8_q8p_f32;
   t.gemm_qd8_q8p_f32 = gemm_qd8_q8p_amx;
-  if (t.gemm_qd8_q4g_f32 != nullptr) {
-    small_batch_q4g = t.gemm_qd8_q4g_f32;
-    t.gemm_qd8_q4g_f32 = gemm_qd8_q4g_amx;
-  }
+  // Each low-bit entry keeps the kernel it replaces for fewer than 16 tokens.
+  const struct {
+    GemmQd8Fn* entry;
+    GemmQd8Fn* small_batch;
+  } low_bit[] = {{&t.gemm_qd8_q4g_f32, &small_batch_q4g},
+                 {&t.gemm_qd8_q3g_f32, &small_batch_q3g},
+                 {&t.gemm_qd8_q2g_f32, &small_batch_q2g}};
+  for (const auto& e : low_bit)
+    if (*e.entry != nullptr) {
+      *e.small_batch = *e.entry;
+      *e.entry = gemm_qd8_low_bit_amx;
+    }
 }
 
 }  // namespace lowbit::kernels
