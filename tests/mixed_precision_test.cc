@@ -130,6 +130,15 @@ TEST_F(MixedCli, BudgetsFromMeasuredSensitivity) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_TRUE(std::regex_search(r.out, m, std::regex(R"(predicted KLD ([0-9.]+) \(sum)"))) << r.out;
   EXPECT_LE(std::stod(m[1].str()), 0.05);
+  EXPECT_EQ(r.err.find("clipping search"), std::string::npos) << "same quantizer, no warning: " << r.err;
+  // The table records the clipping search it was measured with; a different --clip is allowed but
+  // named on stderr.
+  r = run_lowbit("quantize " + model() + " --sensitivity " + dir_.file("sens.json") + " --max-kld 0.05 --clip --dry-run");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("measured with clipping search off but this quantize uses 11 factors 1..0.5"),
+            std::string::npos)
+      << r.err;
+
   // --max-size counts the whole model; a size below the FP-kept tensors alone is an error.
   r = run_lowbit("quantize " + model() + " --sensitivity " + dir_.file("sens.json") + " --max-size 120kB --dry-run");
   EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -33,6 +33,7 @@ void print_table(const SensitivityTable& t) {
               "quantized (%s); proxy: tr(dW H dW^T), H from %lld windows\n",
               static_cast<long long>(t.tokens_scored), static_cast<long long>(t.measure_windows), t.method.c_str(),
               static_cast<long long>(t.calibration_windows));
+  if (t.clip) std::printf("clipping search: %s\n", clip_search_name(*t.clip).c_str());
   if (!t.base_format.empty())
     std::printf("in context: every other item at %s (KLD of that model: %.6f); damage = KLD - that\n",
                 t.base_format.c_str(), t.base_kld);

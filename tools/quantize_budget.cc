@@ -201,6 +201,13 @@ BudgetChoice choose_budget_recipe(const Checkpoint& ck, const BudgetCliOptions& 
     c.table = unwrap(parse_sensitivity_json(unwrap(read_text_file(o.sensitivity)), o.sensitivity, ck.config));
     std::printf("sensitivity: %s (%s, %zu items × %zu formats)\n", o.sensitivity.c_str(), c.table.method.c_str(),
                 c.table.items.size(), c.table.formats.size());
+    // o.measure.clip is this quantize's own --clip (cmd_quantize.cc copies it in).
+    if (c.table.clip && !(*c.table.clip == o.measure.clip))
+      std::fprintf(stderr,
+                   "warning: %s was measured with clipping search %s but this quantize uses %s: the allocation "
+                   "ranks damages of a different quantizer (measure the table with the same --clip)\n",
+                   o.sensitivity.c_str(), clip_search_name(*c.table.clip).c_str(),
+                   clip_search_name(o.measure.clip).c_str());
   } else {
     c.table = compute_sensitivity(ck, o.measure, method, gptq);
     std::printf("sensitivity: measured %zu items × %zu formats with %s in %.1f s; proxy vs KLD rank correlation %.3f\n",

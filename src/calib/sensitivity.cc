@@ -206,6 +206,7 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
 
   SensitivityTable table;
   table.method = options.method;
+  table.clip = options.method == "gptq" ? options.gptq.clip : options.rtn_clip;
   table.group_by = options.group_by_layer ? "layer" : "tensor";
   for (const FormatSpec& f : options.formats) table.formats.push_back(format_spec_name(f));
   table.calibration_windows = int64_t(windows.size());
@@ -360,6 +361,7 @@ std::string sensitivity_to_json(const SensitivityTable& t) {
   j["formats"] = t.formats;
   j["base_format"] = t.base_format;
   j["base_kld"] = t.base_kld;
+  if (t.clip) j["clip"] = {{"steps", t.clip->steps}, {"min_shrink", t.clip->min_shrink}};
   j["calibration_windows"] = t.calibration_windows;
   j["measure_windows"] = t.measure_windows;
   j["tokens_scored"] = t.tokens_scored;
@@ -403,6 +405,16 @@ Result<SensitivityTable> parse_sensitivity_json(const std::string& text, const s
     t.base_format = j.value("base_format", std::string());
     t.base_kld = j.value("base_kld", 0.0);
     if (!std::isfinite(t.base_kld) || t.base_kld < 0) return bad("\"base_kld\" must be finite and >= 0");
+    if (j.contains("clip")) {
+      const json& c = j["clip"];
+      if (!c.is_object() || !c.contains("steps") || !c["steps"].is_number_integer() || !c.contains("min_shrink") ||
+          !c["min_shrink"].is_number())
+        return bad("\"clip\" must be {\"steps\": integer, \"min_shrink\": number}");
+      ClipSearch clip{c["steps"].get<int>(), c["min_shrink"].get<float>()};
+      if (clip.steps < 0 || clip.steps > 1000 || !(clip.min_shrink > 0.0f && clip.min_shrink <= 1.0f))
+        return bad("\"clip\" out of range (steps 0..1000, min_shrink in (0, 1])");
+      t.clip = clip;
+    }
     if (!j.contains("formats") || !j["formats"].is_array() || j["formats"].empty() || j["formats"].size() > 255)
       return bad("\"formats\" must be a list of 1..255 format specs");
     std::vector<FormatSpec> specs;

@@ -81,6 +81,10 @@ struct SensitivityTable {
   std::string group_by;  // "tensor" or "layer"
   std::vector<std::string> formats;
   std::string base_format;          // "" = others in floating point
+  // The clipping search every cell was quantized with (quant/rtn.h; steps 0 = plain min/max);
+  // empty for tables written before it was recorded. quantize --sensitivity warns when its own
+  // --clip differs: the damages would rank a different quantizer than the one that runs.
+  std::optional<ClipSearch> clip;
   double base_kld = 0;              // KLD with every item at the base format (0 without one)
   int64_t calibration_windows = 0;  // Hessian windows
   int64_t measure_windows = 0;

@@ -128,7 +128,9 @@ TEST_F(Sensitivity, GptqLowersTheProxyItMinimises) {
 }
 
 TEST_F(Sensitivity, LayerGroupsAndJsonRoundTrip) {
-  auto table = measure_sensitivity(fp_, windows_, options("rtn", true));
+  SensitivityOptions with_clip = options("rtn", true);
+  with_clip.rtn_clip = ClipSearch{4, 0.8f};
+  auto table = measure_sensitivity(fp_, windows_, with_clip);
   ASSERT_TRUE(table.ok()) << table.status().message();
   ASSERT_EQ(table->items.size(), size_t(fp_->config().n_layers));
   EXPECT_EQ(table->items[0].tensors.size(), 7u);
@@ -144,6 +146,9 @@ TEST_F(Sensitivity, LayerGroupsAndJsonRoundTrip) {
   auto items = allocation_items(*back);
   ASSERT_EQ(items.size(), table->items.size());
   EXPECT_EQ(items[0].candidates[1].format, "int4g32");
+  // The clipping search the cells were quantized with travels with the table.
+  ASSERT_TRUE(back->clip.has_value());
+  EXPECT_EQ(*back->clip, with_clip.rtn_clip);
 
   // Hostile or mismatched tables fail with one line naming the file.
   auto expect_error = [&](std::string bad, const std::string& needle) {
@@ -164,6 +169,10 @@ TEST_F(Sensitivity, LayerGroupsAndJsonRoundTrip) {
   const std::string cell_format = "\"format\": \"int4g32\"";
   wrong_format.replace(wrong_format.find(cell_format), cell_format.size(), "\"format\": \"int9\"");
   expect_error(wrong_format, "is for format \"int9\"");
+  std::string bad_clip = text;
+  const std::string clip_steps = "\"steps\": " + std::to_string(table->clip->steps);
+  bad_clip.replace(bad_clip.find(clip_steps), clip_steps.size(), "\"steps\": -3");
+  expect_error(bad_clip, "\"clip\" out of range");
   expect_error("[1, 2]", "not a JSON object");
   expect_error("{\"formats\": [\"int4\"], \"items\": [{\"name\": \"x\"}]}", "malformed");
 }

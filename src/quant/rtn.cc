@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
 namespace lowbit {
 namespace {
 
@@ -43,6 +45,11 @@ double group_error(std::span<const float> weights, const GroupLayout& layout, in
 }
 
 }  // namespace
+
+std::string clip_search_name(const ClipSearch& clip) {
+  if (clip.steps == 0) return "off";
+  return fmt::format("{} factors 1..{:g}", clip.steps + 1, clip.min_shrink);
+}
 
 Result<QuantizedMatrix> rtn_quantize(std::span<const float> weights, int64_t rows, int64_t cols,
                                      const FormatSpec& spec, const RtnOptions& options) {

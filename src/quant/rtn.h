@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "base/status.h"
 #include "formats/quantized_matrix.h"
@@ -29,7 +30,10 @@ namespace lowbit {
 struct ClipSearch {
   int steps = 0;            // 0 = plain min/max; otherwise steps + 1 candidate factors
   float min_shrink = 0.5f;  // smallest factor tried, in (0, 1]
+  bool operator==(const ClipSearch&) const = default;
 };
+// "off", or e.g. "11 factors 1..0.5" (for tables and warnings).
+std::string clip_search_name(const ClipSearch& clip);
 // 1.0, 0.95, ..., 0.5.
 inline constexpr ClipSearch kDefaultClipSearch{10, 0.5f};
 
