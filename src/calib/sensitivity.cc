@@ -410,9 +410,8 @@ Result<SensitivityTable> parse_sensitivity_json(const std::string& text, const s
       if (!c.is_object() || !c.contains("steps") || !c["steps"].is_number_integer() || !c.contains("min_shrink") ||
           !c["min_shrink"].is_number())
         return bad("\"clip\" must be {\"steps\": integer, \"min_shrink\": number}");
-      ClipSearch clip{c["steps"].get<int>(), c["min_shrink"].get<float>()};
-      if (clip.steps < 0 || clip.steps > 1000 || !(clip.min_shrink > 0.0f && clip.min_shrink <= 1.0f))
-        return bad("\"clip\" out of range (steps 0..1000, min_shrink in (0, 1])");
+      const ClipSearch clip{c["steps"].get<int>(), c["min_shrink"].get<float>()};
+      if (Status valid = validate_clip_search(clip); !valid.ok()) return bad("\"clip\": " + valid.message());
       t.clip = clip;
     }
     if (!j.contains("formats") || !j["formats"].is_array() || j["formats"].empty() || j["formats"].size() > 255)

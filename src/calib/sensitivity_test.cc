@@ -172,7 +172,7 @@ TEST_F(Sensitivity, LayerGroupsAndJsonRoundTrip) {
   std::string bad_clip = text;
   const std::string clip_steps = "\"steps\": " + std::to_string(table->clip->steps);
   bad_clip.replace(bad_clip.find(clip_steps), clip_steps.size(), "\"steps\": -3");
-  expect_error(bad_clip, "\"clip\" out of range");
+  expect_error(bad_clip, "\"clip\": clip search steps -3 outside [0, 1000]");
   expect_error("[1, 2]", "not a JSON object");
   expect_error("{\"formats\": [\"int4\"], \"items\": [{\"name\": \"x\"}]}", "malformed");
 }

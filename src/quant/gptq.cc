@@ -10,7 +10,6 @@
 namespace lowbit {
 namespace {
 
-constexpr int kMaxClipSteps = 1000;
 constexpr int kMaxDampRetries = 20;
 // Output rows handled by one task of the parallel column loop: every row is independent given U.
 constexpr int64_t kRowChunk = 64;
@@ -26,14 +25,7 @@ Status validate_options(const GptqOptions& options) {
     return error(ErrorCode::kInvalidArgument, "GPTQ dampening retries {} outside [0, {}]", options.damp_retries,
                  kMaxDampRetries);
   }
-  if (options.clip.steps < 0 || options.clip.steps > kMaxClipSteps) {
-    return error(ErrorCode::kInvalidArgument, "clip search steps {} outside [0, {}]", options.clip.steps,
-                 kMaxClipSteps);
-  }
-  if (options.clip.steps > 0 && !(options.clip.min_shrink > 0.0f && options.clip.min_shrink <= 1.0f)) {
-    return error(ErrorCode::kInvalidArgument, "clip search min_shrink {} outside (0, 1]", options.clip.min_shrink);
-  }
-  return Status::Ok();
+  return validate_clip_search(options.clip);
 }
 
 Status validate_hessian(std::span<const double> hessian, int64_t cols) {

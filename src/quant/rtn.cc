@@ -7,16 +7,8 @@
 namespace lowbit {
 namespace {
 
-constexpr int kMaxClipSteps = 1000;
-
 Status validate_options(const RtnOptions& options, int64_t cols) {
-  const ClipSearch& clip = options.clip;
-  if (clip.steps < 0 || clip.steps > kMaxClipSteps) {
-    return error(ErrorCode::kInvalidArgument, "clip search steps {} outside [0, {}]", clip.steps, kMaxClipSteps);
-  }
-  if (clip.steps > 0 && !(clip.min_shrink > 0.0f && clip.min_shrink <= 1.0f)) {
-    return error(ErrorCode::kInvalidArgument, "clip search min_shrink {} outside (0, 1]", clip.min_shrink);
-  }
+  LOWBIT_RETURN_IF_ERROR(validate_clip_search(options.clip));
   const auto& importance = options.column_importance;
   if (!importance.empty() && importance.size() != size_t(cols)) {
     return error(ErrorCode::kInvalidArgument, "{} column importances for {} columns", importance.size(), cols);
@@ -45,6 +37,15 @@ double group_error(std::span<const float> weights, const GroupLayout& layout, in
 }
 
 }  // namespace
+
+Status validate_clip_search(const ClipSearch& clip) {
+  constexpr int kMaxClipSteps = 1000;
+  if (clip.steps < 0 || clip.steps > kMaxClipSteps)
+    return error(ErrorCode::kInvalidArgument, "clip search steps {} outside [0, {}]", clip.steps, kMaxClipSteps);
+  if (clip.steps > 0 && !(clip.min_shrink > 0.0f && clip.min_shrink <= 1.0f))
+    return error(ErrorCode::kInvalidArgument, "clip search min_shrink {} outside (0, 1]", clip.min_shrink);
+  return Status::Ok();
+}
 
 std::string clip_search_name(const ClipSearch& clip) {
   if (clip.steps == 0) return "off";

@@ -34,6 +34,8 @@ struct ClipSearch {
 };
 // "off", or e.g. "11 factors 1..0.5" (for tables and warnings).
 std::string clip_search_name(const ClipSearch& clip);
+// Fails (kInvalidArgument) unless steps is in [0, 1000] and, when searching, min_shrink in (0, 1].
+Status validate_clip_search(const ClipSearch& clip);
 // 1.0, 0.95, ..., 0.5.
 inline constexpr ClipSearch kDefaultClipSearch{10, 0.5f};
 
