@@ -90,6 +90,15 @@ TEST_F(SpeedCli, BenchJsonHasOneObjectPerModelWithTheDocumentedKeys) {
     EXPECT_GT(m["decode_tokens_per_s"].get<double>(), 0.0);
     EXPECT_GT(m["roof_tokens_per_s"].get<double>(), 0.0);
     EXPECT_GT(m["peak_rss_bytes"].get<double>(), 0.0);
+    // Every kind of product timed during decode; shares of one wall time sum to 1 with "other".
+    const auto& b = m["decode_breakdown"];
+    double total = 0;
+    for (const char* name : {"q", "k", "v", "o", "gate", "up", "down", "head", "other"}) {
+      ASSERT_TRUE(b.contains(name)) << name << " in " << b.dump();
+      total += b[name]["share"].get<double>();
+      if (std::string(name) != "other") EXPECT_GT(b[name]["bytes_per_s"].get<double>(), 0.0) << name;
+    }
+    EXPECT_NEAR(total, 1.0, 1e-9) << b.dump();
   }
   // int8 layer weights are about a quarter of their fp32 bytes (plus scales and the padding of
   // rows to 32 inputs and of W8A8 panels to 16 rows); the fp32 embedding and the tied fp32 head

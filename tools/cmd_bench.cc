@@ -28,6 +28,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -46,7 +47,7 @@ struct BenchOptions {
   std::vector<std::string> models;
   std::string tokenizer, dense = "f32";
   int threads = 0, prompt_tokens = 128, decode_tokens = 32, repeats = 3;
-  bool json = false, int8_activations = false;
+  bool json = false, int8_activations = false, breakdown = false;
   uint64_t seed = 1;
 };
 
@@ -253,6 +254,20 @@ json bench_model(const std::string& path, const BenchOptions& o) {
   // Warm-up: threads started, caches and page tables touched.
   forward(std::span<const int>(prompt).first(std::min<size_t>(16, prompt.size())));
   forward(std::span<const int>(next).first(1));
+  // Decode time per kind of linear (q, k, ..., head), summed over layers and repeats: where the
+  // time goes, and how close each kind of product comes to the bandwidth probe.
+  std::map<const Linear*, std::string> role;
+  for (const LayerWeights& L : model->layers())
+    for (const auto& [l, name] : {std::pair{&L.q, "q"}, {&L.k, "k"}, {&L.v, "v"}, {&L.o, "o"}, {&L.gate, "gate"},
+                                  {&L.up, "up"}, {&L.down, "down"}})
+      role[l] = name;
+  role[&model->lm_head()] = "head";
+  std::map<std::string, std::pair<double, double>> decode_linears;  // role -> (seconds, bytes)
+  const LinearTimer decode_timer = [&](const Linear& l, int, double seconds) {
+    auto& [t, bytes] = decode_linears[role.at(&l)];
+    t += seconds;
+    bytes += double(linear_bytes(l));
+  };
   std::vector<double> prefill, decode;
   double decode_wall = 0, decode_cpu = 0;
   for (int r = 0; r < o.repeats; ++r) {
@@ -260,9 +275,11 @@ json bench_model(const std::string& path, const BenchOptions& o) {
     const double t0 = now();
     forward(prompt);
     prefill.push_back(double(o.prompt_tokens) / (now() - t0));
+    session.set_linear_timer(decode_timer);
     const double t1 = now(), c1 = cpu_seconds();
     for (int i = 0; i < o.decode_tokens; ++i) forward(std::span<const int>(next).subspan(size_t(i), 1));
     const double wall = now() - t1;
+    session.set_linear_timer(nullptr);
     decode_cpu += cpu_seconds() - c1;
     decode_wall += wall;
     decode.push_back(double(o.decode_tokens) / wall);
@@ -295,6 +312,16 @@ json bench_model(const std::string& path, const BenchOptions& o) {
             // the CPU (neighbours on a shared machine, or waiting between parallel regions).
             {"decode_cpu_utilization", decode_cpu / (decode_wall * threads)}};
   if (weight_only_kernels) r["dequant_share"] = dequant_seconds / threads * decode_tps;
+  json breakdown = json::object();
+  double in_linears = 0;
+  for (const auto& [name, tb] : decode_linears) {
+    breakdown[name] = {{"share", tb.first / decode_wall}, {"bytes_per_s", tb.second / tb.first}};
+    in_linears += tb.first;
+  }
+  // Everything else: norms, RoPE, attention, SwiGLU, residuals, sampling, and the gaps between
+  // parallel regions.
+  breakdown["other"] = {{"share", 1.0 - in_linears / decode_wall}};
+  r["decode_breakdown"] = breakdown;
   return r;
 }
 
@@ -333,6 +360,22 @@ void print_table(const std::vector<json>& rows) {
   }
 }
 
+// Per model: each kind of linear's share of decode time and its read rate as % of the probe.
+void print_breakdown(const std::vector<json>& rows) {
+  std::printf("\ndecode time by product (share of decode wall time; read rate as %% of the row's GB/s):\n");
+  for (const json& r : rows) {
+    std::string line;
+    const double probe = r["bandwidth_bytes_per_s"].get<double>();
+    for (const char* name : {"q", "k", "v", "o", "gate", "up", "down", "head", "other"}) {
+      if (!r["decode_breakdown"].contains(name)) continue;
+      const json& b = r["decode_breakdown"][name];
+      line += fmt::format(" {} {:.0f}%", name, 100 * b["share"].get<double>());
+      if (b.contains("bytes_per_s")) line += fmt::format(" ({:.0f}%)", 100 * b["bytes_per_s"].get<double>() / probe);
+    }
+    std::printf("%s:%s\n", r["model"].get<std::string>().c_str(), line.c_str());
+  }
+}
+
 void run_bench(const BenchOptions& o) {
   if (o.dense != "f32" && o.dense != "f16" && o.dense != "bf16")
     fail(error(ErrorCode::kInvalidArgument, "--dense {}: expected f32, f16 or bf16", o.dense));
@@ -368,6 +411,7 @@ void run_bench(const BenchOptions& o) {
     std::printf("%s\n", json(rows).dump(1).c_str());
   } else {
     print_table(rows);
+    if (o.breakdown) print_breakdown(rows);
   }
 }
 
@@ -385,6 +429,9 @@ void add_bench_command(CLI::App& app) {
                 "Quantize activations per token to int8 (W8A8 / W4A8 / W3A8 / W2A8 kernels for int8 / 4 / 3 / 2 "
                 "bit weights)");
   cmd->add_option("--dense", o->dense, "Kernel format for fp32 linears: f32 (BLAS), f16 or bf16")->capture_default_str();
+  cmd->add_flag("--breakdown", o->breakdown,
+                "Also print each kind of linear's share of decode time and its read rate against the probe "
+                "(always in --json as decode_breakdown)");
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file for llama2.c models");
   cmd->add_option("--seed", o->seed, "Seed of the random token ids")->capture_default_str();
   cmd->add_flag("--json", o->json,

@@ -7,18 +7,26 @@
 namespace lowbit {
 
 std::vector<float> float_values(const RawTensor& t) {
-  LOWBIT_CHECK(t.dtype == DType::kF32 || t.dtype == DType::kF16 || t.dtype == DType::kBF16);
   std::vector<float> v(static_cast<size_t>(t.numel()));
-  if (t.dtype == DType::kF32) {
-    std::memcpy(v.data(), t.data.data(), v.size() * 4);
-    return v;
-  }
-  for (size_t i = 0; i < v.size(); ++i) {
-    uint16_t b;
-    std::memcpy(&b, t.data.data() + 2 * i, 2);
-    v[i] = t.dtype == DType::kF16 ? fp16_to_f32(b) : bf16_to_f32(b);
-  }
+  float_values_into(t, v.data());
   return v;
+}
+
+void float_values_into(const RawTensor& t, float* out) {
+  LOWBIT_CHECK(t.dtype == DType::kF32 || t.dtype == DType::kF16 || t.dtype == DType::kBF16);
+  const int64_t n = t.numel();
+  if (t.dtype == DType::kF32) {
+    std::memcpy(out, t.data.data(), size_t(n) * 4);
+    return;
+  }
+  const uint8_t* in = t.data.data();
+  const bool f16 = t.dtype == DType::kF16;
+#pragma omp parallel for schedule(static) if (n >= (int64_t(1) << 20))
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t b;
+    std::memcpy(&b, in + 2 * i, 2);
+    out[i] = f16 ? fp16_to_f32(b) : bf16_to_f32(b);
+  }
 }
 
 std::vector<uint8_t> encode_floats(const std::vector<float>& values, DType dtype) {

@@ -24,6 +24,8 @@ struct LinearInput {
   int n_tokens;
 };
 using LinearHook = std::function<void(const LinearInput&)>;
+// Called after every linear layer with its wall time (lowbit bench's decode breakdown).
+using LinearTimer = std::function<void(const Linear& linear, int n_tokens, double seconds)>;
 
 class Session {
  public:
@@ -34,6 +36,7 @@ class Session {
   int capacity() const { return capacity_; }
   void reset() { position_ = 0; }
   void set_linear_hook(LinearHook hook) { hook_ = std::move(hook); }
+  void set_linear_timer(LinearTimer timer) { timer_ = std::move(timer); }
 
   // Feeds `tokens` at positions [position(), position() + n). Writes logits [n, vocab] for every
   // token when all_logits, else [1, vocab] for the last one. Fails on an id outside the
@@ -56,6 +59,7 @@ class Session {
 
   std::shared_ptr<const Model> model_;
   LinearHook hook_;
+  LinearTimer timer_;
   int capacity_ = 0;
   int position_ = 0;
   std::vector<float> key_cache_, value_cache_;  // [n_layers, capacity, kv_dim]

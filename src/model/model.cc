@@ -9,14 +9,14 @@ namespace lowbit {
 namespace {
 
 // fp32 view of a raw tensor: in place when it already is aligned F32, else converted.
-const float* as_f32(const RawTensor& t, std::vector<std::unique_ptr<float[]>>& owned) {
+using OwnedTensors = std::vector<std::vector<float, kernels::StreamingAllocator<float>>>;
+
+const float* as_f32(const RawTensor& t, OwnedTensors& owned) {
   const bool aligned = reinterpret_cast<uintptr_t>(t.data.data()) % alignof(float) == 0;
   if (t.dtype == DType::kF32 && aligned) return reinterpret_cast<const float*>(t.data.data());
-  const std::vector<float> values = float_values(t);
-  auto buf = std::make_unique<float[]>(values.size());
-  std::copy(values.begin(), values.end(), buf.get());
-  owned.push_back(std::move(buf));
-  return owned.back().get();
+  owned.emplace_back(size_t(t.numel()));
+  float_values_into(t, owned.back().data());
+  return owned.back().data();
 }
 
 }  // namespace
@@ -56,9 +56,8 @@ Result<std::shared_ptr<Model>> Model::from_checkpoint(const Checkpoint& ckpt) {
   if (ckpt.quantized.count(tn::embed())) {
     // The embedding is looked up row by row: keep a dequantized copy for the lookup.
     auto values = dequantize(*ckpt.quantized.at(tn::embed()));
-    m->owned_.push_back(std::make_unique<float[]>(values.size()));
-    std::copy(values.begin(), values.end(), m->owned_.back().get());
-    m->embedding_ = m->owned_.back().get();
+    m->owned_.emplace_back(values.begin(), values.end());
+    m->embedding_ = m->owned_.back().data();
   } else {
     m->embedding_ = tensor(tn::embed());
   }

@@ -1,12 +1,13 @@
 // Runtime weights of a Llama-family model: fp32 values ready for the forward pass.
 // Built from a Checkpoint (any container). F32 tensors that are suitably aligned are used in
-// place from the read-only mmap; F16/BF16 tensors are converted once into an owned arena.
+// place from the read-only mmap; F16/BF16 tensors are converted once into owned buffers (in huge pages).
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "kernels/streaming_allocator.h"
 #include "model/checkpoint.h"
 #include "model/linear.h"
 
@@ -41,7 +42,9 @@ class Model {
   ModelConfig config_;
   std::string source_path_, source_format_;
   TensorSet source_;  // keeps the mapped files alive
-  std::vector<std::unique_ptr<float[]>> owned_;  // converted or permuted tensors
+  // Converted tensors, in huge pages (kernels/streaming_allocator.h): the fp32 decode streams them
+  // once per token. Moving the outer vector keeps each buffer in place.
+  std::vector<std::vector<float, kernels::StreamingAllocator<float>>> owned_;
   const float* embedding_ = nullptr;
   const float* final_norm_ = nullptr;
   Linear lm_head_;
