@@ -262,11 +262,18 @@ json bench_model(const std::string& path, const BenchOptions& o) {
                                   {&L.up, "up"}, {&L.down, "down"}})
       role[l] = name;
   role[&model->lm_head()] = "head";
-  std::map<std::string, std::pair<double, double>> decode_linears;  // role -> (seconds, bytes)
-  const LinearTimer decode_timer = [&](const Linear& l, int, double seconds) {
-    auto& [t, bytes] = decode_linears[role.at(&l)];
+  // role ("q+k+v" for products run together) -> (seconds, bytes)
+  std::map<std::string, std::pair<double, double>> decode_linears;
+  const LinearTimer decode_timer = [&](std::span<const Linear* const> ls, int, double seconds) {
+    std::string name;
+    double read = 0;
+    for (const Linear* l : ls) {
+      name += (name.empty() ? "" : "+") + role.at(l);
+      read += double(linear_bytes(*l));
+    }
+    auto& [t, bytes] = decode_linears[name];
     t += seconds;
-    bytes += double(linear_bytes(l));
+    bytes += read;
   };
   std::vector<double> prefill, decode;
   double decode_wall = 0, decode_cpu = 0;
@@ -366,12 +373,12 @@ void print_breakdown(const std::vector<json>& rows) {
   for (const json& r : rows) {
     std::string line;
     const double probe = r["bandwidth_bytes_per_s"].get<double>();
-    for (const char* name : {"q", "k", "v", "o", "gate", "up", "down", "head", "other"}) {
-      if (!r["decode_breakdown"].contains(name)) continue;
-      const json& b = r["decode_breakdown"][name];
-      line += fmt::format(" {} {:.0f}%", name, 100 * b["share"].get<double>());
-      if (b.contains("bytes_per_s")) line += fmt::format(" ({:.0f}%)", 100 * b["bytes_per_s"].get<double>() / probe);
+    for (const auto& [name, b] : r["decode_breakdown"].items()) {
+      if (name == "other") continue;
+      line += fmt::format(" {} {:.0f}% ({:.0f}%)", name, 100 * b["share"].get<double>(),
+                          100 * b["bytes_per_s"].get<double>() / probe);
     }
+    line += fmt::format(" other {:.0f}%", 100 * r["decode_breakdown"]["other"]["share"].get<double>());
     std::printf("%s:%s\n", r["model"].get<std::string>().c_str(), line.c_str());
   }
 }

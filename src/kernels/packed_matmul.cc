@@ -129,4 +129,93 @@ void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, cons
   for (int64_t c = 0; c < chunks; ++c) gemm(v, c * chunk, std::min(v.rows, (c + 1) * chunk), a, y, v.rows);
 }
 
+void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTable& table) {
+  if (parts.empty()) return;
+  const int64_t cols = parts[0].cols, k_padded = (cols + kBlock - 1) / kBlock * kBlock;
+  bool any_qd8 = false;
+  for (const GemvPart& p : parts) {
+    LOWBIT_CHECK(p.cols == cols && (p.packed != nullptr) != (p.dense != nullptr));
+    LOWBIT_CHECK(p.packed == nullptr || (p.packed->rows == p.rows && p.packed->cols == cols));
+    LOWBIT_CHECK(!p.qd8 || (p.packed != nullptr && supports_qd8(*p.packed)));
+    any_qd8 = any_qd8 || p.qd8;
+  }
+  std::vector<float> padded;
+  const float* xp = x;
+  if (k_padded != cols) {
+    padded.assign(size_t(k_padded), 0.0f);
+    std::memcpy(padded.data(), x, size_t(cols) * 4);
+    xp = padded.data();
+  }
+  // The token quantized once; each qd8 part's zero-point corrections for its own group size.
+  const int64_t blocks = k_padded / kBlock;
+  std::vector<int8_t> q;
+  std::vector<float> scales;
+  std::vector<int32_t> sums;
+  std::vector<std::vector<float>> corrections(parts.size());
+  std::vector<QuantizedActivationsView> acts(parts.size());
+  if (any_qd8) {
+    q.resize(size_t(k_padded));
+    scales.resize(size_t(blocks));
+    sums.resize(size_t(blocks));
+    table.quantize_f32_qd8(x, cols, k_padded, q.data(), scales.data(), sums.data());
+  }
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (!parts[i].qd8) continue;
+    const PackedWeight& w = *parts[i].packed;
+    corrections[i].resize(size_t(w.groups_per_row));
+    qd8_group_corrections(scales.data(), sums.data(), blocks, w.group_size, corrections[i].data());
+    acts[i] = QuantizedActivationsView{1, k_padded, w.groups_per_row, q.data(), scales.data(), sums.data(),
+                                       corrections[i].data()};
+  }
+  // Work units of whole 16-row chunks (64 rows = 4 panels for kQ8P), with the bytes read up to
+  // each unit's end; thread t takes the units whose middle falls in its t-th of the bytes.
+  struct Unit {
+    size_t part;
+    int64_t r0, r1;
+    double end;  // bytes read up to the end of this unit
+  };
+  std::vector<Unit> units;
+  double total = 0, work = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const GemvPart& p = parts[i];
+    const int64_t align = p.packed != nullptr && p.packed->kind == PackedKind::kQ8P ? 4 * kPanelRows : kRowChunk;
+    const double row_bytes = p.packed != nullptr ? double(p.packed->bytes()) / double(p.rows) : 4.0 * double(cols);
+    for (int64_t r = 0; r < p.rows; r += align) {
+      const int64_t r1 = std::min(p.rows, r + align);
+      total += row_bytes * double(r1 - r);
+      units.push_back({i, r, r1, total});
+    }
+    work += double(p.rows) * double(k_padded);
+  }
+  const auto run = [&](size_t i, int64_t r0, int64_t r1) {
+    const GemvPart& p = parts[i];
+    if (p.dense != nullptr) {
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, int(r1 - r0), int(cols), 1.0f, p.dense + r0 * cols, int(cols), x, 1,
+                  0.0f, p.y + r0, 1);
+    } else if (p.qd8) {
+      gemm_qd8_for(table, p.packed->kind)(p.packed->view(), r0, r1, acts[i], p.y, p.rows);
+    } else {
+      gemv_for(table, p.packed->kind)(p.packed->view(), r0, r1, xp, p.y);
+    }
+  };
+#pragma omp parallel if (work > kParallelWork)
+  {
+    const int threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const auto owner = [&](const Unit& u) {
+      const double size = u.end - (&u == units.data() ? 0.0 : (&u - 1)->end);
+      return std::min(threads - 1, int((u.end - 0.5 * size) / total * threads));
+    };
+    // Consecutive units of one part in one kernel call (one set of row streams per call).
+    size_t u = 0;
+    while (u < units.size() && owner(units[u]) < t) ++u;
+    while (u < units.size() && owner(units[u]) == t) {
+      const size_t part = units[u].part;
+      const int64_t r0 = units[u].r0;
+      int64_t r1 = units[u].r1;
+      for (++u; u < units.size() && units[u].part == part && owner(units[u]) == t; ++u) r1 = units[u].r1;
+      run(part, r0, r1);
+    }
+  }
+}
+
 }  // namespace lowbit::kernels

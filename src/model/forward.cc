@@ -68,7 +68,18 @@ void Session::run_linear(int layer, const Linear& l, const float* x, int n, floa
   }
   const auto t0 = std::chrono::steady_clock::now();
   linear_forward(l, x, n, y);
-  timer_(l, n, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  const Linear* one[] = {&l};
+  timer_(one, n, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+void Session::run_linears(int layer, std::initializer_list<const Linear*> ls, const float* x, int n,
+                          std::initializer_list<float*> ys) {
+  if (hook_)
+    for (const Linear* l : ls) hook_(LinearInput{layer, l, x, n});
+  const std::span<const Linear* const> layers(ls.begin(), ls.size());
+  const auto t0 = std::chrono::steady_clock::now();
+  linear_forward_shared_input(layers, x, n, std::span<float* const>(ys.begin(), ys.size()));
+  if (timer_) timer_(layers, n, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
 void Session::embed(std::span<const int> tokens, float* x) const {
@@ -211,9 +222,7 @@ void Session::forward_block(int layer, float* x, int n, int start) {
   // Attention: x += Wo · attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x))
 #pragma omp parallel for schedule(static) if (threaded)
   for (int t = 0; t < n; ++t) rms_norm(x + size_t(t) * dim, L.attn_norm, dim, c.norm_eps, &normed_[size_t(t) * dim]);
-  run_linear(layer, L.q, normed_.data(), n, q_.data());
-  run_linear(layer, L.k, normed_.data(), n, k_.data());
-  run_linear(layer, L.v, normed_.data(), n, v_.data());
+  run_linears(layer, {&L.q, &L.k, &L.v}, normed_.data(), n, {q_.data(), k_.data(), v_.data()});
 #pragma omp parallel for schedule(static) if (threaded)
   for (int t = 0; t < n; ++t) {
     const int pos = start + t;
@@ -233,8 +242,7 @@ void Session::forward_block(int layer, float* x, int n, int start) {
   // Feed-forward (SwiGLU): x += W_down · (silu(W_gate·n(x)) ⊙ W_up·n(x))
 #pragma omp parallel for schedule(static) if (threaded)
   for (int t = 0; t < n; ++t) rms_norm(x + size_t(t) * dim, L.ffn_norm, dim, c.norm_eps, &normed_[size_t(t) * dim]);
-  run_linear(layer, L.gate, normed_.data(), n, gate_.data());
-  run_linear(layer, L.up, normed_.data(), n, up_.data());
+  run_linears(layer, {&L.gate, &L.up}, normed_.data(), n, {gate_.data(), up_.data()});
 #pragma omp parallel for schedule(static) if (threaded)
   for (size_t i = 0; i < size_t(n) * hidden; ++i) {
     const float g = gate_[i];

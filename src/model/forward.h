@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <vector>
@@ -24,8 +25,9 @@ struct LinearInput {
   int n_tokens;
 };
 using LinearHook = std::function<void(const LinearInput&)>;
-// Called after every linear layer with its wall time (lowbit bench's decode breakdown).
-using LinearTimer = std::function<void(const Linear& linear, int n_tokens, double seconds)>;
+// Called after every product with its wall time (lowbit bench's decode breakdown): one layer, or
+// the layers that read one input and run together (q, k, v; gate, up).
+using LinearTimer = std::function<void(std::span<const Linear* const> linears, int n_tokens, double seconds)>;
 
 class Session {
  public:
@@ -54,6 +56,9 @@ class Session {
  private:
   void ensure_scratch(int n);
   void run_linear(int layer, const Linear& l, const float* x, int n, float* y);
+  // Layers reading the same input x (linear_forward_shared_input).
+  void run_linears(int layer, std::initializer_list<const Linear*> ls, const float* x, int n,
+                   std::initializer_list<float*> ys);
   void attention(int layer, int n, int start);
   void attention_one_token(int layer, int start);
 

@@ -72,6 +72,12 @@ std::vector<float> fake_quantize_int8_blocks(const float* x, int n_tokens, int i
   return out;
 }
 
+void add_bias(const Linear& layer, int n_tokens, float* y) {
+  if (layer.bias == nullptr) return;
+  for (int t = 0; t < n_tokens; ++t)
+    for (int o = 0; o < layer.out_features; ++o) y[size_t(t) * layer.out_features + o] += layer.bias[o];
+}
+
 }  // namespace
 
 std::string linear_path(const Linear& layer, int n_tokens) {
@@ -114,9 +120,36 @@ void linear_forward(const Linear& layer, const float* x, int n_tokens, float* y)
                   y, out);
     }
   }
-  if (layer.bias != nullptr)
-    for (int t = 0; t < n_tokens; ++t)
-      for (int o = 0; o < out; ++o) y[size_t(t) * out + o] += layer.bias[o];
+  add_bias(layer, n_tokens, y);
+}
+
+void linear_forward_shared_input(std::span<const Linear* const> layers, const float* x, int n_tokens,
+                                 std::span<float* const> ys) {
+  LOWBIT_CHECK(layers.size() == ys.size());
+  std::vector<kernels::GemvPart> parts;
+  for (size_t i = 0; i < layers.size() && n_tokens == 1; ++i) {
+    const Linear& l = *layers[i];
+    kernels::GemvPart part;
+    part.rows = l.out_features;
+    part.cols = l.in_features;
+    part.y = ys[i];
+    if (const kernels::PackedWeight* p = kernel_weight(l)) {
+      part.packed = p;
+      part.qd8 = uses_qd8(l, *p);
+    } else if (!l.is_quantized() && l.weight != nullptr) {
+      part.dense = l.weight;
+    } else {
+      break;  // the reference path
+    }
+    if (part.cols != layers[0]->in_features) break;
+    parts.push_back(part);
+  }
+  if (n_tokens != 1 || parts.size() != layers.size()) {
+    for (size_t i = 0; i < layers.size(); ++i) linear_forward(*layers[i], x, n_tokens, ys[i]);
+    return;
+  }
+  kernels::gemv_parts(parts, x);
+  for (size_t i = 0; i < layers.size(); ++i) add_bias(*layers[i], n_tokens, ys[i]);
 }
 
 }  // namespace lowbit

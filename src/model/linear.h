@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -59,5 +60,11 @@ std::string linear_path(const Linear& layer, int n_tokens);
 
 // y[t, :] = W x[t, :] + b for t < n_tokens. x: [n_tokens, in], y: [n_tokens, out].
 void linear_forward(const Linear& layer, const float* x, int n_tokens, float* y);
+
+// ys[i] = linear_forward(*layers[i], x) for layers that read the same input (q, k, v; gate, up).
+// One token with every layer on a kernel or BLAS path runs as one product split over the threads
+// (kernels::gemv_parts); anything else runs the layers one by one.
+void linear_forward_shared_input(std::span<const Linear* const> layers, const float* x, int n_tokens,
+                                 std::span<float* const> ys);
 
 }  // namespace lowbit

@@ -1,0 +1,71 @@
+// gemv_parts (several decode products over one input, their rows split across threads as one
+// range) against each product run alone through matmul_f32 / matmul_qd8 / BLAS sgemv.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/kernel_test_util.h"
+#include "kernels/packed_matmul.h"
+
+namespace lowbit::kernels {
+namespace {
+
+using testing::random_values;
+
+TEST(GemvParts, MatchesEachProductAloneOnEveryIsa) {
+  uint32_t seed = 900;
+  const int saved_threads = omp_get_max_threads();
+  for (Isa isa : supported_isas()) {
+    const KernelTable& table = kernels_for(isa);
+    // 4096 inputs: over the threading threshold; 172: one thread, ragged last block.
+    for (int64_t cols : {4096, 172}) {
+      // Weight-only int4 g128, W8A8 panels (70 rows: a partial 64-row unit), W3A8 with 17 rows,
+      // and a dense fp32 weight.
+      const QuantizedMatrix q4 = testing::random_matrix("int4g128", 40, cols, seed++);
+      const QuantizedMatrix q8 = testing::random_matrix("int8_sym", 70, cols, seed++);
+      const QuantizedMatrix q3 = testing::random_matrix("int3g32", 17, cols, seed++);
+      const std::vector<float> dense = random_values(33 * cols, seed++, 0.02f);
+      const auto p4 = pack_quantized(q4), p8 = pack_quantized(q8, /*q8_panels=*/true), p3 = pack_quantized(q3);
+      const std::vector<float> x = random_values(cols, seed++);
+
+      // Each alone (the reference for the grouped call).
+      std::vector<float> y4(40), y8(70), y3(17), yd(33);
+      matmul_f32(*p4, x.data(), 1, y4.data(), table);
+      matmul_qd8(*p8, x.data(), 1, y8.data(), table);
+      matmul_qd8(*p3, x.data(), 1, y3.data(), table);
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, 33, int(cols), 1.0f, dense.data(), int(cols), x.data(), 1, 0.0f,
+                  yd.data(), 1);
+
+      const double max_w = std::max({testing::max_abs(dequantize(q4)), testing::max_abs(dequantize(q8)),
+                                     testing::max_abs(dequantize(q3)), testing::max_abs(dense)});
+      // Only the summation order may differ (row ranges split differently); the kernels sum
+      // code x activation and zero-point terms separately, each bounded by 2 max|w| |x|.
+      const double tol = testing::dot_tolerance(cols, 4 * max_w, testing::max_abs(x));
+      for (int threads : {1, 2, 3}) {
+        omp_set_num_threads(threads);
+        std::vector<float> g4(40, NAN), g8(70, NAN), g3(17, NAN), gd(33, NAN);
+        std::vector<GemvPart> parts(4);
+        parts[0] = {p4.get(), false, nullptr, 40, cols, g4.data()};
+        parts[1] = {p8.get(), true, nullptr, 70, cols, g8.data()};
+        parts[2] = {p3.get(), true, nullptr, 17, cols, g3.data()};
+        parts[3] = {nullptr, false, dense.data(), 33, cols, gd.data()};
+        gemv_parts(parts, x.data(), table);
+        const auto expect_near = [&](const std::vector<float>& got, const std::vector<float>& want, const char* what) {
+          for (size_t r = 0; r < want.size(); ++r)
+            ASSERT_NEAR(got[r], want[r], tol) << table.name << " " << what << " row " << r << " cols " << cols
+                                              << " threads " << threads;
+        };
+        expect_near(g4, y4, "int4g128 weight-only");
+        expect_near(g8, y8, "int8 panels qd8");
+        expect_near(g3, y3, "int3g32 qd8");
+        expect_near(gd, yd, "dense fp32");
+      }
+    }
+  }
+  omp_set_num_threads(saved_threads);
+}
+
+}  // namespace
+}  // namespace lowbit::kernels
