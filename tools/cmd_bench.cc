@@ -221,13 +221,18 @@ json bench_model(const std::string& path, const BenchOptions& o) {
   double dequant_seconds = 0;
   bool weight_only_kernels = false;
   std::string format = "f32";
+  // The unpack rate depends on the kind and the row length only: measured once per pair (a model
+  // has a handful; measuring each of its 155 linears took ~1.5 s).
+  std::map<std::pair<kernels::PackedKind, int64_t>, double> unpack_rate;
   for (const Linear* l : linears) {
     linear_total += linear_bytes(*l);
     if (l->is_quantized()) format = format_spec_name(l->quantized->spec);
     const kernels::PackedWeight* p = active_packed(*l);
     if (p != nullptr && p->scales.size() > 0 && !(l->dynamic_int8_activations && kernels::supports_qd8(*p))) {
       weight_only_kernels = true;
-      dequant_seconds += unpack_seconds_per_weight(*p) * double(p->rows * p->k_padded);
+      const auto key = std::pair{p->kind, p->k_padded};
+      if (!unpack_rate.count(key)) unpack_rate[key] = unpack_seconds_per_weight(*p);
+      dequant_seconds += unpack_rate[key] * double(p->rows * p->k_padded);
     }
   }
   if (o.dense != "f32" && format == "f32") format = o.dense;

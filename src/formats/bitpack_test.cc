@@ -60,6 +60,19 @@ TEST(BitPack, RandomCodesRoundTripWithZeroPadding) {
   }
 }
 
+// Tensors of millions of codes are unpacked by several threads in blocks of 32 codes.
+TEST(BitPack, LargeTensorsRoundTrip) {
+  std::mt19937 rng(7);
+  for (int bits : {2, 3, 4, 8}) {
+    const size_t count = (size_t(1) << 22) + 13;
+    std::vector<uint8_t> codes(count);
+    for (uint8_t& c : codes) c = uint8_t(rng() & ((1u << bits) - 1));
+    Result<std::vector<uint8_t>> back = unpack_bits(pack(codes, bits), bits, count);
+    ASSERT_TRUE(back.ok());
+    EXPECT_TRUE(*back == codes) << bits << " bits";
+  }
+}
+
 TEST(BitPack, UnpackRejectsShortInput) {
   const std::vector<uint32_t> words = {0xffffffff};
   EXPECT_TRUE(unpack_bits(words, 3, 10).ok());
