@@ -4,12 +4,15 @@
 // Each model runs in a forked child, so peak resident memory (getrusage ru_maxrss, which is
 // per process) is that model's alone; the child sends its figures back through a pipe. The
 // parent never enters an OpenMP region (libgomp's threads do not survive fork); the bandwidth
-// probe runs in a child too.
+// probe runs in a grandchild (std::thread only), right before each decode repeat.
 //
 // Roofline: decode reads every weight once per token, so tokens/s <= read bandwidth / bytes read
 // per token (weights as the kernels hold them + norms + one embedding row + the KV cache at the
-// mean decode position). Bandwidth is measured in the same run by a threaded streaming sum over
-// a buffer of at least 1 GiB and 4x the last-level cache.
+// mean decode position). Bandwidth is measured in the same run, right before each decode repeat,
+// by a threaded streaming sum over a buffer of at least 1 GiB and 4x the last-level cache: the
+// machine's bandwidth drifts with its neighbours' load (32-50 GB/s on the machine measured), so
+// each decode is compared with the probe taken just before it, and the median over repeats of
+// those ratios is the reported % of the roof.
 // Dequant share (weight-only kernels only): an unpack-only pass (the dequant kernel on
 // cache-resident rows, into an L1-resident buffer) gives the CPU cost of decoding a weight; times
 // the weights read per token, divided by the threads and by the measured decode time per token.
@@ -31,10 +34,12 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "cli_common.h"
 #include "commands.h"
 #include "kernels/kernels.h"
+#include "kernels/streaming_allocator.h"
 #include "model/forward.h"
 
 namespace lowbit::cli {
@@ -118,37 +123,45 @@ std::string cpu_name() {
   return "unknown CPU";
 }
 
-// Best of 5 threaded streaming sums over a buffer well beyond the last-level cache. Each thread
-// reads its slice as 4 interleaved sequential streams with software prefetch, like the kernels
-// (one plain stream per core reached only ~60% of this on the machine measured).
-json measure_bandwidth() {
+// Best of 5 threaded streaming sums over a buffer well beyond the last-level cache, in huge pages
+// like the packed weights (kernels/streaming_allocator.h). Each thread reads its slice as 4
+// interleaved sequential streams with software prefetch, like the kernels (one plain stream per
+// core reached only ~60% of this on the machine measured). std::thread, not OpenMP: it runs in a
+// process forked from one whose OpenMP threads are running (libgomp's pool does not survive fork).
+json measure_bandwidth(int threads) {
   constexpr int64_t kStreams = 4, kLine = 8;  // uint64 per 64-byte line
   const int64_t bytes = std::max<int64_t>(int64_t(1) << 30, 4 * llc_bytes());
-  const int64_t n = bytes / 8;
-  std::unique_ptr<uint64_t[]> buf(new uint64_t[size_t(n)]);
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) buf[size_t(i)] = uint64_t(i);
+  const int64_t n = bytes / 8, lines = n / kLine / threads, per_stream = lines / kStreams;
+  std::vector<uint64_t, kernels::StreamingAllocator<uint64_t>> buf(static_cast<size_t>(n));
+  const auto in_threads = [&](const std::function<uint64_t(int64_t)>& fn) {
+    std::vector<uint64_t> sums(static_cast<size_t>(threads));
+    std::vector<std::thread> pool;
+    for (int64_t t = 0; t < threads; ++t) pool.emplace_back([&, t] { sums[size_t(t)] = fn(t); });
+    for (std::thread& th : pool) th.join();
+    uint64_t total = 0;
+    for (uint64_t v : sums) total += v;
+    return total;
+  };
+  in_threads([&](int64_t t) {  // first touch by the thread that reads the slice
+    for (int64_t i = t * n / threads; i < (t + 1) * n / threads; ++i) buf[size_t(i)] = uint64_t(i);
+    return uint64_t(0);
+  });
   double best = 0;
   uint64_t sink = 0;
-  int threads = 1;
   for (int pass = 0; pass < 5; ++pass) {
     const double t0 = now();
-    uint64_t sum = 0;
-#pragma omp parallel reduction(+ : sum)
-    {
-      threads = omp_get_num_threads();
-      const int64_t lines = n / kLine / threads, per_stream = lines / kStreams;
-      const uint64_t* slice = buf.get() + omp_get_thread_num() * lines * kLine;
+    sink += in_threads([&](int64_t t) {
+      const uint64_t* slice = buf.data() + t * lines * kLine;
+      uint64_t sum = 0;
       for (int64_t i = 0; i < per_stream; ++i)
         for (int64_t s = 0; s < kStreams; ++s) {
           const uint64_t* p = slice + (s * per_stream + i) * kLine;
           __builtin_prefetch(p + 512);  // 4 KiB ahead
           sum += p[0] + p[1] + p[2] + p[3] + p[4] + p[5] + p[6] + p[7];
         }
-    }
-    const int64_t read = n / kLine / threads / kStreams * kStreams * threads * kLine * 8;
-    best = std::max(best, double(read) / (now() - t0));
-    sink += sum;
+      return sum;
+    });
+    best = std::max(best, double(per_stream * kStreams * threads * kLine * 8) / (now() - t0));
   }
   return {{"bandwidth_bytes_per_s", best}, {"buffer_bytes", bytes}, {"checksum", sink & 0xff}};
 }
@@ -280,13 +293,19 @@ json bench_model(const std::string& path, const BenchOptions& o) {
     t += seconds;
     bytes += read;
   };
-  std::vector<double> prefill, decode;
-  double decode_wall = 0, decode_cpu = 0;
+  std::vector<double> prefill, decode, bandwidth, roof_fraction;
+  double decode_wall = 0, decode_cpu = 0, probe_buffer_bytes = 0;
   for (int r = 0; r < o.repeats; ++r) {
     session.reset();
     const double t0 = now();
     forward(prompt);
     prefill.push_back(double(o.prompt_tokens) / (now() - t0));
+    // The roof's bandwidth, probed right before the decode it is compared with (in a forked
+    // process, so its buffer does not count in this one's peak memory).
+    const json bw = run_in_child([&] { return measure_bandwidth(threads); });
+    if (bw.contains("error")) throw std::runtime_error("bandwidth probe: " + bw["error"].get<std::string>());
+    bandwidth.push_back(bw["bandwidth_bytes_per_s"].get<double>());
+    probe_buffer_bytes = bw["buffer_bytes"].get<double>();
     session.set_linear_timer(decode_timer);
     const double t1 = now(), c1 = cpu_seconds();
     for (int i = 0; i < o.decode_tokens; ++i) forward(std::span<const int>(next).subspan(size_t(i), 1));
@@ -295,6 +314,7 @@ json bench_model(const std::string& path, const BenchOptions& o) {
     decode_cpu += cpu_seconds() - c1;
     decode_wall += wall;
     decode.push_back(double(o.decode_tokens) / wall);
+    roof_fraction.push_back(decode.back() / (bandwidth.back() / bytes_per_token));
   }
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
@@ -318,6 +338,14 @@ json bench_model(const std::string& path, const BenchOptions& o) {
             {"weight_bytes", linear_total + norms + embedding},
             {"linear_weight_bytes", linear_total},
             {"bytes_per_token", bytes_per_token},
+            // Median of the probes taken right before each decode repeat; the roof fraction is the
+            // median of each repeat's decode against its own probe.
+            {"bandwidth_bytes_per_s", median(bandwidth)},
+            {"bandwidth_bytes_per_s_all", bandwidth},
+            {"bandwidth_buffer_bytes", probe_buffer_bytes},
+            {"roof_tokens_per_s", median(bandwidth) / bytes_per_token},
+            {"decode_roof_fraction", median(roof_fraction)},
+            {"decode_roof_fraction_all", roof_fraction},
             {"peak_rss_bytes", int64_t(usage.ru_maxrss) * 1024},
             {"dequant_share", nullptr},
             // CPU time over wall time x threads while decoding: below 1 when the threads were off
@@ -348,8 +376,9 @@ void print_table(const std::vector<json>& rows) {
   if (rows[0]["blas_core"] == "Prescott" && kernels::isa_supported(kernels::Isa::kAvx2))
     std::printf("warning:   OpenBLAS chose its SSE3 Prescott kernels on an AVX2 CPU; FP32 figures are too slow.\n"
                 "           Rerun with OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2).\n");
-  std::printf("bandwidth: read, summed over %s with 4 prefetched streams per thread, best of 5, probed before\n"
-              "           and after each model (the better of the two sets its roof; shown as GB/s below)\n",
+  std::printf("bandwidth: read, summed over %s in huge pages with 4 prefetched streams per thread, best of 5,\n"
+              "           probed right before each decode repeat; GB/s = median probe, %% roof = median over repeats\n"
+              "           of decode / (that repeat's probe / bytes read per token)\n",
               human_bytes(rows[0]["bandwidth_buffer_bytes"].get<double>()).c_str());
   std::printf("protocol:  prefill = one %d-token prompt, decode = %d single-token steps after it; median of %d; random ids\n",
               rows[0]["prompt_tokens"].get<int>(), rows[0]["decode_tokens"].get<int>(), rows[0]["repeats"].get<int>());
@@ -366,7 +395,8 @@ void print_table(const std::vector<json>& rows) {
     std::printf("%-28s %-12s %-22s %10s %9.1f %9.2f %6.1f %9.2f %6.0f%% %7s %6.0f%% %7.2fx %10s\n", name.c_str(),
                 r["format"].get<std::string>().c_str(), r["decode_path"].get<std::string>().c_str(),
                 human_bytes(r["weight_bytes"].get<double>()).c_str(), r["prefill_tokens_per_s"].get<double>(), decode,
-                r["bandwidth_bytes_per_s"].get<double>() / 1e9, roof, 100 * decode / roof, dequant.c_str(),
+                r["bandwidth_bytes_per_s"].get<double>() / 1e9, roof, 100 * r["decode_roof_fraction"].get<double>(),
+                dequant.c_str(),
                 100 * r["decode_cpu_utilization"].get<double>(), decode / first,
                 human_bytes(r["peak_rss_bytes"].get<double>()).c_str());
   }
@@ -393,31 +423,12 @@ void run_bench(const BenchOptions& o) {
     fail(error(ErrorCode::kInvalidArgument, "--dense {}: expected f32, f16 or bf16", o.dense));
   if (o.prompt_tokens < 1 || o.decode_tokens < 1 || o.repeats < 1)
     fail(error(ErrorCode::kInvalidArgument, "--prompt-tokens, --decode-tokens and --repeats must be positive"));
-  // Memory bandwidth on a shared (virtual) machine drifts with its neighbours' load: probe it
-  // right before and right after each model and take the better of the two.
-  auto probe = [&] {
-    const json bw = run_in_child([&] {
-      set_threads(o.threads);
-      return measure_bandwidth();
-    });
-    if (bw.contains("error")) fail(error(ErrorCode::kInternal, "bandwidth probe: {}", bw["error"].get<std::string>()));
-    return bw;
-  };
   std::vector<json> rows;
-  json bw = probe();
   for (const std::string& path : o.models) {
     json r = run_in_child([&] { return bench_model(path, o); });
     if (r.contains("error")) fail(error(ErrorCode::kInvalidArgument, "{}: {}", path, r["error"].get<std::string>()));
-    const json after = probe();
-    const double before_bps = bw["bandwidth_bytes_per_s"], after_bps = after["bandwidth_bytes_per_s"];
-    r["bandwidth_bytes_per_s"] = std::max(before_bps, after_bps);
-    r["bandwidth_probes_bytes_per_s"] = {before_bps, after_bps};
-    r["bandwidth_buffer_bytes"] = bw["buffer_bytes"];
-    r["roof_tokens_per_s"] = r["bandwidth_bytes_per_s"].get<double>() / r["bytes_per_token"].get<double>();
-    r["decode_roof_fraction"] = r["decode_tokens_per_s"].get<double>() / r["roof_tokens_per_s"].get<double>();
     r["cpu"] = cpu_name();
     rows.push_back(std::move(r));
-    bw = after;
   }
   if (o.json) {
     std::printf("%s\n", json(rows).dump(1).c_str());
