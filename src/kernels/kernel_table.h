@@ -40,6 +40,13 @@ using QuantizeQd8Fn = void (*)(const float* x, int64_t k, int64_t k_padded, int8
 using GemmQd8Fn = void (*)(const PackedWeightView& w, int64_t row_begin, int64_t row_end,
                            const QuantizedActivationsView& a, float* y, int64_t ldy);
 
+// The forward pass's element-wise work that calls exp (one token's SwiGLU and attention rows take
+// ~11,000 exp per layer on TinyLlama, ~80 us with the C library's scalar expf):
+//   out[i] = g[i] / (1 + exp(-g[i])) * u[i]     (SwiGLU: silu(gate) * up; out may be gate)
+using SiluMulFn = void (*)(const float* gate, const float* up, int64_t n, float* out);
+//   row[i] = exp(row[i] - max(row)) / sum_j exp(row[j] - max(row))   in place, n >= 1
+using SoftmaxFn = void (*)(float* row, int64_t n);
+
 struct KernelTable {
   Isa isa = Isa::kRef;
   const char* name = "ref";  // "ref", "avx2", "avx512", "avx512_vnni"
@@ -73,6 +80,10 @@ struct KernelTable {
   GemmQd8Fn gemm_qd8_q3g_f32 = nullptr;
   GemmQd8Fn gemm_qd8_q2g_f32 = nullptr;
   GemmQd8Fn gemm_qd8_q8p_f32 = nullptr;
+  // Element-wise (exp in a vectorized polynomial on AVX2 / AVX-512; the reference uses std::exp).
+  SiluMulFn silu_mul_f32 = nullptr;
+  SoftmaxFn softmax_f32 = nullptr;
+
   // Whether int8 per-channel weights of layers with dynamic int8 activations should be packed as
   // kQ8P (this table's gemm_qd8_q8p_f32 is fast).
   bool prefers_q8_panels = false;
@@ -88,5 +99,7 @@ void fill_avx512_vnni_kernels(KernelTable& table);
 void fill_amx_kernels(KernelTable& table);
 // Parts of the fills above, one per translation unit.
 void fill_avx2_qd8_kernels(KernelTable& table);
+void fill_avx2_elementwise_kernels(KernelTable& table);
+void fill_avx512_elementwise_kernels(KernelTable& table);
 
 }  // namespace lowbit::kernels

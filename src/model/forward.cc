@@ -7,6 +7,8 @@
 
 #include <cblas.h>
 
+#include "kernels/kernels.h"
+
 namespace lowbit {
 
 void rms_norm(const float* x, const float* weight, int dim, float eps, float* out) {
@@ -93,13 +95,7 @@ namespace {
 // Rows of exp(score - max) / sum over the first `valid` entries of a score row; the masked tail
 // (later positions, which a causal query must not see) becomes exact zeros.
 void softmax_prefix(float* row, int valid, int length) {
-  const float max_score = *std::max_element(row, row + valid);
-  float sum = 0;
-  for (int p = 0; p < valid; ++p) {
-    row[p] = std::exp(row[p] - max_score);
-    sum += row[p];
-  }
-  for (int p = 0; p < valid; ++p) row[p] /= sum;
+  kernels::kernels().softmax_f32(row, valid);
   std::fill(row + valid, row + length, 0.0f);
 }
 
@@ -216,9 +212,9 @@ void Session::forward_block(int layer, float* x, int n, int start) {
   for (int t = 0; t < n; ++t) rms_norm(x + size_t(t) * dim, L.ffn_norm, dim, c.norm_eps, &normed_[size_t(t) * dim]);
   run_linears(layer, {&L.gate, &L.up}, normed_.data(), n, {gate_.data(), up_.data()});
 #pragma omp parallel for schedule(static) if (threaded)
-  for (size_t i = 0; i < size_t(n) * hidden; ++i) {
-    const float g = gate_[i];
-    gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
+  for (int t = 0; t < n; ++t) {
+    float* g = gate_.data() + size_t(t) * hidden;
+    kernels::kernels().silu_mul_f32(g, up_.data() + size_t(t) * hidden, hidden, g);
   }
   run_linear(layer, L.down, gate_.data(), n, tmp_.data());
 #pragma omp parallel for schedule(static) if (threaded)

@@ -250,6 +250,7 @@ void fill_avx2_kernels(KernelTable& t) {
   t.dequant_nf4g_f32 = dequant<NF4>;
   t.dequant_fp8c_f32 = dequant<FP8>;
   fill_avx2_qd8_kernels(t);
+  fill_avx2_elementwise_kernels(t);
 }
 
 }  // namespace lowbit::kernels

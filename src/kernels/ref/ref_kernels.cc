@@ -1,5 +1,6 @@
 // Scalar reference kernels: the definition of every entry of the kernel table. Written for
 // clarity, element by element, straight from the layout comments in kernel_types.h.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -112,6 +113,21 @@ void gemm_qd8_ref(const PackedWeightView& w, int64_t row_begin, int64_t row_end,
   }
 }
 
+void silu_mul_ref(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void softmax_ref(float* row, int64_t n) {
+  float max = row[0];
+  for (int64_t i = 1; i < n; ++i) max = std::max(max, row[i]);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    row[i] = std::exp(row[i] - max);
+    sum += row[i];
+  }
+  for (int64_t i = 0; i < n; ++i) row[i] /= sum;
+}
+
 }  // namespace
 
 void fill_ref_kernels(KernelTable& t) {
@@ -124,6 +140,8 @@ void fill_ref_kernels(KernelTable& t) {
   t.quantize_f32_qd8 = quantize_f32_qd8_ref;
   t.gemm_qd8_q8g_f32 = t.gemm_qd8_q4g_f32 = t.gemm_qd8_q3g_f32 = t.gemm_qd8_q2g_f32 = t.gemm_qd8_q8p_f32 =
       gemm_qd8_ref;
+  t.silu_mul_f32 = silu_mul_ref;
+  t.softmax_f32 = softmax_ref;
 }
 
 }  // namespace lowbit::kernels
