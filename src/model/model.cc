@@ -11,11 +11,15 @@ namespace {
 // fp32 view of a raw tensor: in place when it already is aligned F32, else converted.
 using OwnedTensors = std::vector<std::vector<float, kernels::StreamingAllocator<float>>>;
 
-const float* as_f32(const RawTensor& t, OwnedTensors& owned) {
+// The stored bytes' pages are dropped once converted (`source` maps them): an F16 model's file
+// pages would otherwise stay resident beside its fp32 copy (peak RSS 6.6 GB for the 1.1B shape,
+// whose fp32 weights are 4.4 GB).
+const float* as_f32(const RawTensor& t, const TensorSet& source, OwnedTensors& owned) {
   const bool aligned = reinterpret_cast<uintptr_t>(t.data.data()) % alignof(float) == 0;
   if (t.dtype == DType::kF32 && aligned) return reinterpret_cast<const float*>(t.data.data());
   owned.emplace_back(size_t(t.numel()));
   float_values_into(t, owned.back().data());
+  source.release_pages(t.data);
   return owned.back().data();
 }
 
@@ -33,7 +37,7 @@ Result<std::shared_ptr<Model>> Model::from_checkpoint(const Checkpoint& ckpt) {
     return error(ErrorCode::kFormat, "{}: tokenizer has {} tokens but the model's vocab_size is {}", ckpt.path,
                  m->tokenizer_->vocab_size(), ckpt.config.vocab_size);
   const ModelConfig& c = m->config_;
-  auto tensor = [&](const std::string& name) { return as_f32(*m->source_.find(name), m->owned_); };
+  auto tensor = [&](const std::string& name) { return as_f32(*m->source_.find(name), m->source_, m->owned_); };
   auto linear = [&](const std::string& name, const std::string& bias_name) {
     Linear l;
     l.name = name;
@@ -47,7 +51,7 @@ Result<std::shared_ptr<Model>> Model::from_checkpoint(const Checkpoint& ckpt) {
       const RawTensor& t = *m->source_.find(name);
       l.out_features = int(t.shape[0]);
       l.in_features = int(t.shape[1]);
-      l.weight = as_f32(t, m->owned_);
+      l.weight = as_f32(t, m->source_, m->owned_);
     }
     if (!bias_name.empty() && m->source_.find(bias_name)) l.bias = tensor(bias_name);
     return l;
