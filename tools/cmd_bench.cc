@@ -34,6 +34,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "cli_common.h"
@@ -237,9 +238,14 @@ json bench_model(const std::string& path, const BenchOptions& o) {
   // The unpack rate depends on the kind and the row length only: measured once per pair (a model
   // has a handful; measuring each of its 155 linears took ~1.5 s).
   std::map<std::pair<kernels::PackedKind, int64_t>, double> unpack_rate;
+  // The block linears' format ("mixed" when they differ), and the head's when it differs from it.
+  std::set<std::string> block_formats;
+  const auto format_of = [&](const Linear& l) {
+    return l.is_quantized() ? format_spec_name(l.quantized->spec) : o.dense;
+  };
   for (const Linear* l : linears) {
+    if (l != &model->lm_head()) block_formats.insert(format_of(*l));
     linear_total += linear_bytes(*l);
-    if (l->is_quantized()) format = format_spec_name(l->quantized->spec);
     const kernels::PackedWeight* p = active_packed(*l);
     if (p != nullptr && p->scales.size() > 0 && !(l->dynamic_int8_activations && kernels::supports_qd8(*p))) {
       weight_only_kernels = true;
@@ -248,7 +254,8 @@ json bench_model(const std::string& path, const BenchOptions& o) {
       dequant_seconds += unpack_rate[key] * double(p->rows * p->k_padded);
     }
   }
-  if (o.dense != "f32" && format == "f32") format = o.dense;
+  format = block_formats.size() == 1 ? *block_formats.begin() : "mixed";
+  if (format_of(model->lm_head()) != format) format += ", head " + format_of(model->lm_head());
   const uint64_t norms = uint64_t(4) * uint64_t(c.dim) * uint64_t(2 * c.n_layers + 1);
   const uint64_t embedding = uint64_t(4) * uint64_t(c.vocab_size) * uint64_t(c.dim);
   const double mean_position = o.prompt_tokens + 0.5 * o.decode_tokens;
@@ -384,7 +391,7 @@ void print_table(const std::vector<json>& rows) {
               rows[0]["prompt_tokens"].get<int>(), rows[0]["decode_tokens"].get<int>(), rows[0]["repeats"].get<int>());
   std::printf("cpu:       CPU time / (wall time x threads) while decoding; well below 100%% means the threads were\n"
               "           off the CPU (other processes on a shared machine), so decode and roof figures are low\n\n");
-  std::printf("%-28s %-12s %-22s %10s %9s %9s %6s %9s %7s %7s %7s %8s %10s\n", "model", "format", "decode kernel",
+  std::printf("%-28s %-24s %-22s %10s %9s %9s %6s %9s %7s %7s %7s %8s %10s\n", "model", "format", "decode kernel",
               "weights", "prefill/s", "decode/s", "GB/s", "roof/s", "% roof", "dequant", "cpu", "vs first", "peak RSS");
   const double first = rows[0]["decode_tokens_per_s"].get<double>();
   for (const json& r : rows) {
@@ -392,7 +399,7 @@ void print_table(const std::vector<json>& rows) {
     if (name.size() > 28) name = "…" + name.substr(name.size() - 27);
     const double decode = r["decode_tokens_per_s"].get<double>(), roof = r["roof_tokens_per_s"].get<double>();
     const std::string dequant = r["dequant_share"].is_null() ? "-" : fmt::format("{:.0f}%", 100 * r["dequant_share"].get<double>());
-    std::printf("%-28s %-12s %-22s %10s %9.1f %9.2f %6.1f %9.2f %6.0f%% %7s %6.0f%% %7.2fx %10s\n", name.c_str(),
+    std::printf("%-28s %-24s %-22s %10s %9.1f %9.2f %6.1f %9.2f %6.0f%% %7s %6.0f%% %7.2fx %10s\n", name.c_str(),
                 r["format"].get<std::string>().c_str(), r["decode_path"].get<std::string>().c_str(),
                 human_bytes(r["weight_bytes"].get<double>()).c_str(), r["prefill_tokens_per_s"].get<double>(), decode,
                 r["bandwidth_bytes_per_s"].get<double>() / 1e9, roof, 100 * r["decode_roof_fraction"].get<double>(),
