@@ -163,10 +163,10 @@ TEST_F(MixedCli, BudgetsFromMeasuredSensitivity) {
   EXPECT_NE(r.err.find("bad.json"), std::string::npos) << r.err;
 }
 
-// Double-quantized formats (_dq) as budget candidates: measured, allocated, written in the lowbit
-// layout with exactly the bytes the allocation counted, and evaluated.
+// Double-quantized formats (_dq, and _dq4 with 4-bit scale codes) as budget candidates: measured,
+// allocated, written in the lowbit layout with exactly the bytes the allocation counted, and evaluated.
 TEST_F(MixedCli, DoubleQuantizedCandidatesAreAllocatedAndStoredAtTheirCountedSize) {
-  auto r = run_lowbit("sensitivity " + model() + calib() + "--formats int2_dq,int3_sym_dq,int4g32_dq -o " +
+  auto r = run_lowbit("sensitivity " + model() + calib() + "--formats int2_dq,int3_sym_dq4,int4g32_dq -o " +
                       dir_.file("sens.json"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = run_lowbit("quantize " + model() + " --sensitivity " + dir_.file("sens.json") + " --target-bpw 3.5" + calib() +
@@ -176,7 +176,8 @@ TEST_F(MixedCli, DoubleQuantizedCandidatesAreAllocatedAndStoredAtTheirCountedSiz
   for (const auto& [name, f] : formats_of(dir_.file("q")))
     if (name.find("_proj") != std::string::npos) kinds.insert(f);
   EXPECT_GE(kinds.size(), 2u);
-  for (const std::string& f : kinds) EXPECT_EQ(f.substr(f.size() - 3), "_dq") << f;
+  for (const std::string& f : kinds) EXPECT_TRUE(f.ends_with("_dq") || f.ends_with("_dq4")) << f;
+  EXPECT_TRUE(kinds.contains("int3_sym_dq4"));  // the 4-bit scale codes are stored and counted too
   // inspect's bytes are format_bytes; the stored lowbit pieces of the quantized weights add up to
   // exactly that (nothing else is stored for them).
   auto inspect = run_lowbit("inspect " + dir_.file("q") + " --json");

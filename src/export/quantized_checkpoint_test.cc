@@ -202,7 +202,8 @@ TEST(DoubleQuantCheckpoint, RoundTripIsBitExactAndStoresFormatBytes) {
   // hidden 172: ragged g32 groups and 172*3-bit zero streams with padding; hidden 128: shapes
   // the GPTQ convention would take for int4g32, which a _dq format must not use.
   for (auto [spec, hidden] : {std::pair<const char*, int64_t>{"int3_dq", 172}, {"int3_sym_dq", 172},
-                              {"int2g32_dq", 172}, {"int4g32_dq", 128}, {"int8_tensor_dq", 172}}) {
+                              {"int2g32_dq", 172}, {"int4g32_dq", 128}, {"int8_tensor_dq", 172},
+                              {"int3_dq4", 172}, {"int2g32_sym_dq4", 172}}) {
     testing::TempDir dir;
     ModelConfig c = tiny_test_config();
     c.hidden_dim = hidden;
@@ -220,7 +221,7 @@ TEST(DoubleQuantCheckpoint, RoundTripIsBitExactAndStoresFormatBytes) {
       if (const RawTensor* t = st->find(down + piece)) stored += t->data.size();
     EXPECT_EQ(stored, format_bytes(m.spec, m.rows, m.cols)) << spec;
     EXPECT_EQ(st->find(down + ".lowbit_scales"), nullptr) << spec;
-    EXPECT_EQ(st->find(down + ".lowbit_scale_codes")->dtype, DType::kU8);
+    EXPECT_EQ(st->find(down + ".lowbit_scale_codes")->dtype, m.spec.scale_code_bits == 4 ? DType::kI32 : DType::kU8);
     EXPECT_EQ(st->find(down + ".lowbit_zero_codes") != nullptr, m.spec.stores_zero()) << spec;
 
     auto back = load_checkpoint(dir.file("out"));
@@ -323,6 +324,57 @@ TEST(DoubleQuantCheckpoint, DamagedFieldsAreRefusedWithOneLineNamingTheFile) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("padding"), std::string::npos) << r.status().message();
   EXPECT_NE(r.status().message().find(bad.file("q")), std::string::npos) << r.status().message();
+}
+
+// _dq4: the 4-bit scale codes are one I32 word stream per tensor; a wrong word count, nonzero
+// padding after the last code, or byte codes where words belong are refused with one line.
+TEST(DoubleQuantCheckpoint, Damaged4BitScaleCodesAreRefused) {
+  testing::TempDir dir;
+  const Checkpoint q = quantized_with_clip(make_random_checkpoint(tiny_test_config(), 6), "int3_dq4");  // hidden 172
+  ASSERT_TRUE(save_quantized_checkpoint(dir.file("good"), q, QuantizedSaveOptions{}).ok());
+  // The up projection [172, 64]: 172 scale codes * 4 bits = 688 bits in 22 words; bits 16..31 of
+  // the last word are padding.
+  const std::string p = "model.layers.0.mlp.up_proj.lowbit_scale_codes";
+  struct Case {
+    const char* what;
+    std::function<void(RawTensor&, std::vector<uint8_t>&)> edit;
+    std::string fragment;
+  };
+  const std::vector<Case> cases = {
+      {"one word short",
+       [](RawTensor& t, std::vector<uint8_t>& b) {
+         t.shape = {21};
+         b.resize(84);
+       },
+       "scale-code words"},
+      {"one word too many",
+       [](RawTensor& t, std::vector<uint8_t>& b) {
+         t.shape = {23};
+         b.resize(92, 0);
+       },
+       "scale-code words"},
+      {"nonzero padding", [](RawTensor&, std::vector<uint8_t>& b) { b[b.size() - 1] |= 0x80; }, "padding"},
+      {"byte codes instead of words",
+       [](RawTensor& t, std::vector<uint8_t>& b) {
+         t.dtype = DType::kU8;
+         t.shape = {172, 1};
+         b.assign(172, 15);
+       },
+       "dtype"},
+      {"2-D words", [](RawTensor& t, std::vector<uint8_t>&) { t.shape = {2, 11}; }, "scale codes shape"},
+  };
+  for (const Case& c : cases) {
+    testing::TempDir bad;
+    std::filesystem::copy(dir.file("good"), bad.file("q"));
+    rewrite_tensor(bad.file("q"), p, c.edit);
+    auto r = load_checkpoint(bad.file("q"));
+    ASSERT_FALSE(r.ok()) << c.what;
+    const std::string message = r.status().message();
+    EXPECT_EQ(r.status().code(), ErrorCode::kFormat) << c.what << ": " << message;
+    EXPECT_NE(message.find(bad.file("q")), std::string::npos) << c.what << ": " << message;
+    EXPECT_NE(message.find(c.fragment), std::string::npos) << c.what << ": " << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << c.what << ": " << message;
+  }
 }
 
 }  // namespace

@@ -1,8 +1,28 @@
 #include "formats/double_quant.h"
 
+#include <utility>
+
 #include "formats/bitpack.h"
 
 namespace lowbit {
+namespace {
+
+// The `count` values of a bit stream of `bits` each, checked as a file field: the word count,
+// then zero padding after the last value (canonical padding is zero; anything else is a damaged
+// or foreign stream).
+Result<std::vector<uint8_t>> unpack_stream(const std::vector<uint32_t>& words, size_t count, int bits,
+                                           const char* what) {
+  if (words.size() != packed_word_count(count, bits))
+    return error(ErrorCode::kFormat, "{} {} words where {} values of {} bits need {}", words.size(), what, count, bits,
+                 packed_word_count(count, bits));
+  LOWBIT_ASSIGN_OR_RETURN(std::vector<uint8_t> values, unpack_bits(words, bits, count));
+  const size_t used_bits = count * size_t(bits);
+  if (used_bits % 32 != 0 && (words.back() >> (used_bits % 32)) != 0)
+    return error(ErrorCode::kFormat, "{} stream has nonzero padding bits after its {} values", what, count);
+  return values;
+}
+
+}  // namespace
 
 Result<DoubleQuantParams> pack_double_quant(const QuantizedMatrix& m) {
   if (!m.spec.double_quant)
@@ -13,6 +33,7 @@ Result<DoubleQuantParams> pack_double_quant(const QuantizedMatrix& m) {
   const ScaleGrid grid = m.scale_grid();
   out.scale_codes.reserve(m.params.size());
   for (const GroupParams& p : m.params) out.scale_codes.push_back(*grid.code_of(p.scale));  // on the grid: validated
+  if (grid.code_bits == 4) out.scale_words = pack_bits(std::exchange(out.scale_codes, {}), 4);
   if (m.spec.stores_zero()) {
     std::vector<uint8_t> zeros;
     zeros.reserve(m.params.size());
@@ -29,28 +50,33 @@ Result<std::vector<GroupParams>> unpack_double_quant(const FormatSpec& spec, int
   if (!valid_super_scale(stored.super_scale))
     return error(ErrorCode::kFormat, "super-scale {} is not finite in (0, 65504]", stored.super_scale);
   const size_t count = size_t(group_layout(spec, rows, cols).param_count());
-  if (stored.scale_codes.size() != count)
-    return error(ErrorCode::kFormat, "{} scale codes where {} on [{}, {}] needs {}", stored.scale_codes.size(),
-                 format_spec_name(spec), rows, cols, count);
+  std::vector<uint8_t> scale_codes;
+  if (spec.scale_code_bits == 4) {
+    if (!stored.scale_codes.empty())
+      return error(ErrorCode::kFormat, "format '{}' stores 4-bit scale codes as words but {} byte codes are present",
+                   format_spec_name(spec), stored.scale_codes.size());
+    LOWBIT_ASSIGN_OR_RETURN(scale_codes, unpack_stream(stored.scale_words, count, 4, "scale-code"));
+  } else {
+    if (stored.scale_codes.size() != count)
+      return error(ErrorCode::kFormat, "{} scale codes where {} on [{}, {}] needs {}", stored.scale_codes.size(),
+                   format_spec_name(spec), rows, cols, count);
+    if (!stored.scale_words.empty())
+      return error(ErrorCode::kFormat, "format '{}' stores 8-bit scale codes but {} 4-bit scale words are present",
+                   format_spec_name(spec), stored.scale_words.size());
+    scale_codes = stored.scale_codes;
+  }
   const int bits = spec.code_bits();
   std::vector<uint8_t> zeros;
   if (spec.stores_zero()) {
-    if (stored.zero_words.size() != packed_word_count(count, bits))
-      return error(ErrorCode::kFormat, "{} zero-point words where {} zero points of {} bits need {}",
-                   stored.zero_words.size(), count, bits, packed_word_count(count, bits));
-    LOWBIT_ASSIGN_OR_RETURN(zeros, unpack_bits(stored.zero_words, bits, count));
-    // Canonical padding is zero: anything else is a damaged or foreign stream.
-    const size_t used_bits = count * size_t(bits);
-    if (used_bits % 32 != 0 && (stored.zero_words.back() >> (used_bits % 32)) != 0)
-      return error(ErrorCode::kFormat, "zero-point stream has nonzero padding bits after its {} values", count);
+    LOWBIT_ASSIGN_OR_RETURN(zeros, unpack_stream(stored.zero_words, count, bits, "zero-point"));
   } else if (!stored.zero_words.empty()) {
     return error(ErrorCode::kFormat, "symmetric format '{}' stores no zero points but {} words are present",
                  format_spec_name(spec), stored.zero_words.size());
   }
-  const ScaleGrid grid{stored.super_scale};
+  const ScaleGrid grid{stored.super_scale, spec.scale_code_bits};
   std::vector<GroupParams> params(count);
   for (size_t i = 0; i < count; ++i) {
-    params[i].scale = grid.scale(stored.scale_codes[i]);
+    params[i].scale = grid.scale(scale_codes[i]);
     params[i].zero = spec.stores_zero() ? float(zeros[i]) : float(1 << (bits - 1));
   }
   return params;

@@ -1,5 +1,6 @@
-// Double quantization (_dq): spec strings, exact byte accounting, the 8-bit scale grid, the
-// reference encoder on the grid, and the stored form of the parameters (both ways, hostile input).
+// Double quantization (_dq, _dq4): spec strings, exact byte accounting, the 8-bit linear and 4-bit
+// log scale grids, the reference encoder on the grid, and the stored form of the parameters (both
+// ways, hostile input).
 #include "formats/double_quant.h"
 
 #include <gtest/gtest.h>
@@ -51,8 +52,22 @@ TEST(DoubleQuantSpec, ParsesNamesAndRoundTrips) {
     EXPECT_EQ(spec_of(format_spec_name(spec_of(name))), spec_of(name));
   }
   for (const char* bad : {"int4_dq_sym", "int4_dq_dq", "int4dq", "int4_dqx", "nf4_dq", "nf4g64_dq", "fp8_e4m3_dq",
-                          "f16_dq", "_dq", "int4g_dq"}) {
+                          "f16_dq", "_dq", "int4g_dq", "int4_dq8", "int4_dq44", "int4_dq4_sym", "int4_dq4_dq",
+                          "nf4_dq4", "int4dq4"}) {
     EXPECT_FALSE(parse_format_spec(bad).ok()) << bad;
+  }
+}
+
+TEST(DoubleQuantSpec, FourBitScaleCodesParseNameAndDifferFromEightBit) {
+  const FormatSpec spec = spec_of("int3g32_sym_dq4");
+  EXPECT_TRUE(spec.double_quant);
+  EXPECT_EQ(spec.scale_code_bits, 4);
+  EXPECT_EQ(spec_of("int3_dq").scale_code_bits, 8);
+  EXPECT_NE(spec_of("int3_dq4"), spec_of("int3_dq"));
+  EXPECT_EQ(spec_of("int4_asym_dq4"), spec_of("int4_dq4"));
+  for (const char* name : {"int2_dq4", "int3_dq4", "int3_sym_dq4", "int3g32_dq4", "int4g7_sym_dq4", "int8_tensor_dq4"}) {
+    EXPECT_EQ(format_spec_name(spec_of(name)), name);
+    EXPECT_EQ(spec_of(format_spec_name(spec_of(name))), spec_of(name));
   }
 }
 
@@ -73,6 +88,15 @@ TEST(DoubleQuantSpec, FormatBytesHandComputed) {
   EXPECT_EQ(format_bytes(spec_of("int8_tensor_dq"), 3, 5), 16u + 1 + 4 + 4);
   // int4g16 [1, 32]: 2 groups; 2 zeros * 4 bits = 8 bits -> 1 word.
   EXPECT_EQ(format_bytes(spec_of("int4g16_dq"), 1, 32), 16u + 2 + 4 + 4);
+  // _dq4: 64 scale codes * 4 bits = 256 bits = 8 words in place of 64 bytes.
+  EXPECT_EQ(format_bytes(spec_of("int3_dq4"), 64, 64), 1536u + 32 + 24 + 4);
+  EXPECT_DOUBLE_EQ(format_bits_per_weight(spec_of("int3_dq4"), 64, 64), 3.0 + 7.0 / 64 + 32.0 / 4096);
+  EXPECT_EQ(format_bytes(spec_of("int3_sym_dq4"), 64, 64), 1536u + 32 + 4);
+  // [172, 64]: 33024 code bits = 1032 words; 172 * 4 = 688 bits -> 22 words (16 padding bits);
+  // 172 * 3 = 516 zero bits -> 17 words.
+  EXPECT_EQ(format_bytes(spec_of("int3_dq4"), 172, 64), 1032u * 4 + 22 * 4 + 17 * 4 + 4);
+  // [3, 5]: 3 scale codes = 12 bits -> 1 word; zeros 9 bits -> 1 word.
+  EXPECT_EQ(format_bytes(spec_of("int3_dq4"), 3, 5), 8u + 4 + 4 + 4);
 }
 
 TEST(DoubleQuantSpec, Stories260kBitsPerWeight) {
@@ -92,6 +116,10 @@ TEST(DoubleQuantSpec, Stories260kBitsPerWeight) {
   EXPECT_DOUBLE_EQ(bpw("int3_dq"), 8.0 * 5 * (16992 + 600 + 58 * 4 + 7 * 4) / 226560.0);
   EXPECT_DOUBLE_EQ(bpw("int3_sym_dq"), 8.0 * 5 * (16992 + 600 + 7 * 4) / 226560.0);
   EXPECT_LT(bpw("int3_dq"), 3.2);
+  // _dq4: scale-code words per layer 8 + 4 + 4 + 8 + 22 + 8 + 22 = 76 (172 * 4 bits -> 22 words):
+  // 87,780 bytes, 3.0996 bits/weight.
+  EXPECT_DOUBLE_EQ(bpw("int3_dq4"), 8.0 * 5 * (16992 + 76 * 4 + 58 * 4 + 7 * 4) / 226560.0);
+  EXPECT_DOUBLE_EQ(bpw("int3_sym_dq4"), 8.0 * 5 * (16992 + 76 * 4 + 7 * 4) / 226560.0);
 }
 
 TEST(ScaleGrid, CodesDecodeToTheLinearFp16Grid) {
@@ -110,6 +138,37 @@ TEST(ScaleGrid, CodesDecodeToTheLinearFp16Grid) {
   EXPECT_EQ(ScaleGrid{1e-9f}.scale(0), kMinFp16Scale);
 }
 
+TEST(ScaleGrid, FourBitCodesDecodeToTheLogFp16Grid) {
+  const ScaleGrid grid{0.0371f, 4};
+  EXPECT_EQ(grid.code_count(), 16);
+  for (int code = 0; code < 16; ++code) {
+    // The table is exp2 correctly rounded to fp32 (computed here in double).
+    EXPECT_EQ(kLog4Factors[code], float(std::exp2(-double(15 - code) / 4.0))) << code;
+    EXPECT_EQ(grid.scale(uint8_t(code)), round_to_fp16(0.0371f * kLog4Factors[code])) << code;
+    if (code > 0) {
+      EXPECT_GT(grid.scale(uint8_t(code)), grid.scale(uint8_t(code - 1)));
+      // 4 codes per octave: each step is 2^(1/4) = 1.19 up to fp16 rounding.
+      EXPECT_NEAR(grid.scale(uint8_t(code)) / grid.scale(uint8_t(code - 1)), std::exp2(0.25), 2e-3);
+    }
+    EXPECT_EQ(grid.code_of(grid.scale(uint8_t(code))), uint8_t(code));
+  }
+  EXPECT_EQ(grid.scale(15), round_to_fp16(0.0371f));
+  EXPECT_FALSE(grid.code_of(0.0371f * 0.95f).has_value());
+  EXPECT_EQ((ScaleGrid{1e-9f, 4}.scale(0)), kMinFp16Scale);
+  // Nearest code: compared with every code; clamped at both ends.
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(0.0f, 0.05f);
+  for (int i = 0; i < 2000; ++i) {
+    const float s = u(rng);
+    const uint8_t code = grid.nearest_code(s);
+    ASSERT_LT(code, 16);
+    for (int other = 0; other < 16; ++other)
+      ASSERT_LE(std::fabs(grid.scale(code) - s), std::fabs(grid.scale(uint8_t(other)) - s)) << s << " " << other;
+  }
+  EXPECT_EQ(grid.nearest_code(10.0f), 15);
+  EXPECT_EQ(grid.nearest_code(0.0f), 0);
+}
+
 TEST(ScaleGrid, NearestCodeIsTheNearestDecodedScale) {
   const ScaleGrid grid{0.5f};
   std::mt19937 rng(3);
@@ -125,7 +184,8 @@ TEST(ScaleGrid, NearestCodeIsTheNearestDecodedScale) {
 }
 
 TEST(DoubleQuantEncoder, EveryScaleIsOnTheGridAndErrorsStayWithinHalfAStep) {
-  for (const char* name : {"int2_dq", "int3_dq", "int3_sym_dq", "int4g32_dq", "int3g7_sym_dq", "int8_tensor_dq"}) {
+  for (const char* name : {"int2_dq", "int3_dq", "int3_sym_dq", "int4g32_dq", "int3g7_sym_dq", "int8_tensor_dq",
+                           "int3_dq4", "int3g7_sym_dq4", "int2g32_dq4"}) {
     const FormatSpec spec = spec_of(name);
     const int64_t rows = 6, cols = 75;
     const std::vector<float> w = test_weights(rows, cols, 11);
@@ -146,7 +206,9 @@ TEST(DoubleQuantEncoder, EveryScaleIsOnTheGridAndErrorsStayWithinHalfAStep) {
     for (const GroupParams& p : m->params) {
       const auto code = grid.code_of(p.scale);
       ASSERT_TRUE(code.has_value()) << name << " scale " << p.scale;
-      EXPECT_EQ(p.scale, round_to_fp16(m->super_scale * (float(*code + 1) / 256.0f))) << name;
+      const float factor = spec.scale_code_bits == 4 ? float(std::exp2(-double(15 - *code) / 4.0))
+                                                     : float(*code + 1) / 256.0f;
+      EXPECT_EQ(p.scale, std::max(round_to_fp16(m->super_scale * factor), kMinFp16Scale)) << name;
       EXPECT_EQ(p.zero, std::floor(p.zero));
     }
     // Inside its group's grid each weight is within half a step (plus float rounding).
@@ -185,13 +247,16 @@ QuantizedMatrix quantized(const char* name, int64_t rows, int64_t cols) {
 }
 
 TEST(DoubleQuantStorage, PackUnpackIsBitExactAndSizedAsFormatBytes) {
-  for (const char* name : {"int2_dq", "int3_dq", "int3_sym_dq", "int4g32_dq", "int3g7_dq", "int8_tensor_dq"}) {
+  for (const char* name : {"int2_dq", "int3_dq", "int3_sym_dq", "int4g32_dq", "int3g7_dq", "int8_tensor_dq",
+                           "int3_dq4", "int3_sym_dq4", "int2g32_dq4", "int4_tensor_dq4"}) {
     const QuantizedMatrix m = quantized(name, 5, 75);
     Result<DoubleQuantParams> stored = pack_double_quant(m);
     ASSERT_TRUE(stored.ok()) << stored.status().message();
     EXPECT_EQ(stored->super_scale, m.super_scale);
+    EXPECT_EQ(stored->scale_codes.empty(), m.spec.scale_code_bits == 4) << name;
+    EXPECT_EQ(stored->scale_words.empty(), m.spec.scale_code_bits == 8) << name;
     const uint64_t bytes = 4 * packed_word_count(m.codes.size(), m.spec.code_bits()) + stored->scale_codes.size() +
-                           4 * stored->zero_words.size() + 4;
+                           4 * stored->scale_words.size() + 4 * stored->zero_words.size() + 4;
     EXPECT_EQ(bytes, format_bytes(m.spec, m.rows, m.cols)) << name;
     Result<std::vector<GroupParams>> back = unpack_double_quant(m.spec, m.rows, m.cols, *stored);
     ASSERT_TRUE(back.ok()) << back.status().message();
@@ -228,11 +293,40 @@ TEST(DoubleQuantStorage, UnpackRejectsDamagedFields) {
   bad = good;
   bad.zero_words.back() |= 0x80000000u;  // 5 zeros * 3 bits = 15 bits used: bit 31 is padding
   fails(bad, "nonzero padding");
+  bad = good;
+  bad.scale_words = {0};
+  fails(bad, "4-bit scale words next to 8-bit codes");
   const QuantizedMatrix sym = quantized("int3_sym_dq", 5, 75);
   bad = *pack_double_quant(sym);
   bad.zero_words = {0};
   Result<std::vector<GroupParams>> r = unpack_double_quant(sym.spec, sym.rows, sym.cols, bad);
   EXPECT_FALSE(r.ok());
+}
+
+TEST(DoubleQuantStorage, UnpackRejectsDamaged4BitScaleCodes) {
+  const QuantizedMatrix m = quantized("int3_dq4", 5, 75);  // 5 scale codes * 4 bits = 20 bits: one word
+  const DoubleQuantParams good = *pack_double_quant(m);
+  ASSERT_EQ(good.scale_words.size(), 1u);
+  auto fails = [&](const DoubleQuantParams& bad, const char* what) {
+    Result<std::vector<GroupParams>> r = unpack_double_quant(m.spec, m.rows, m.cols, bad);
+    EXPECT_FALSE(r.ok()) << what;
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), ErrorCode::kFormat) << what;
+    }
+  };
+  DoubleQuantParams bad = good;
+  bad.scale_words.clear();
+  fails(bad, "no scale words");
+  bad = good;
+  bad.scale_words.push_back(0);
+  fails(bad, "one scale word too many");
+  bad = good;
+  bad.scale_words[0] |= 1u << 20;  // bits 20..31 are padding
+  fails(bad, "nonzero padding");
+  bad = good;
+  bad.scale_codes.assign(5, 15);
+  fails(bad, "8-bit codes next to the words");
+  EXPECT_TRUE(unpack_double_quant(m.spec, m.rows, m.cols, good).ok());
 }
 
 TEST(DoubleQuantStorage, ValidateRejectsParametersOffTheGrid) {

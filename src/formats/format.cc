@@ -33,7 +33,7 @@ Result<int64_t> consume_group(std::string_view& text, std::string_view whole) {
 
 Status bad_spec(std::string_view whole) {
   return error(ErrorCode::kInvalidArgument,
-               "unknown format '{}' (expected int<2|3|4|8>[g<N>|_tensor][_sym|_asym][_dq], "
+               "unknown format '{}' (expected int<2|3|4|8>[g<N>|_tensor][_sym|_asym][_dq|_dq4], "
                "nf4[g<N>], fp8_e4m3, f16, bf16 or f32)",
                whole);
 }
@@ -70,7 +70,12 @@ Result<FormatSpec> parse_format_spec(std::string_view whole) {
     } else {
       (void)consume(text, "_asym");
     }
-    spec.double_quant = consume(text, "_dq");
+    if (consume(text, "_dq4")) {
+      spec.double_quant = true;
+      spec.scale_code_bits = 4;
+    } else {
+      spec.double_quant = consume(text, "_dq");
+    }
     if (!text.empty()) return bad_spec(whole);
     return spec;
   }
@@ -88,7 +93,7 @@ std::string format_spec_name(const FormatSpec& spec) {
   if (spec.granularity == Granularity::kGroup) name += fmt::format("g{}", spec.group_size);
   if (spec.granularity == Granularity::kPerTensor) name += "_tensor";
   if (spec.symmetric) name += "_sym";
-  if (spec.double_quant) name += "_dq";
+  if (spec.double_quant) name += spec.scale_code_bits == 4 ? "_dq4" : "_dq";
   return name;
 }
 
@@ -124,9 +129,12 @@ uint64_t format_bytes(const FormatSpec& spec, int64_t rows, int64_t cols) {
   const uint64_t code_words = (elements * uint64_t(info.code_bits) + 31) / 32;
   const uint64_t param_sets = uint64_t(group_layout(spec, rows, cols).param_count());
   if (spec.double_quant) {
-    // Scale codes (one byte each), zero points as a padded b-bit stream, the fp32 super-scale.
+    // Scale codes (one byte each, or a padded 4-bit stream for _dq4), zero points as a padded
+    // b-bit stream, the fp32 super-scale.
     const uint64_t zero_words = spec.stores_zero() ? (param_sets * uint64_t(info.code_bits) + 31) / 32 : 0;
-    return 4 * code_words + param_sets * uint64_t(kScaleCodeBits) / 8 + 4 * zero_words + sizeof(float);
+    const uint64_t scale_code_bytes =
+        spec.scale_code_bits == 4 ? 4 * ((param_sets * 4 + 31) / 32) : param_sets * uint64_t(kScaleCodeBits) / 8;
+    return 4 * code_words + scale_code_bytes + 4 * zero_words + sizeof(float);
   }
   const uint64_t param_bits = uint64_t(info.scale_bits) + (spec.stores_zero() ? info.zero_bits : 0);
   return 4 * code_words + param_sets * param_bits / 8;

@@ -2,7 +2,7 @@
 // exact storage size of a [rows, cols] weight in lowbit's canonical layout (docs/formats.md).
 //
 // Spec strings (what a recipe or the CLI writes):
-//   int<b>[g<N>|_tensor][_sym|_asym][_dq]   b in {2,3,4,8}. Scale granularity:
+//   int<b>[g<N>|_tensor][_sym|_asym][_dq|_dq4]   b in {2,3,4,8}. Scale granularity:
 //                                        (nothing)  per channel: one group = one whole output row
 //                                        g<N>       groups of N consecutive inputs along a row; the
 //                                                   last group of a row is shorter when N does not
@@ -14,6 +14,8 @@
 //                                        is an 8-bit code on a linear grid under one fp32
 //                                        super-scale per tensor, and the asymmetric zero point is
 //                                        stored in b bits: (8 + b) bits per group instead of 32
+//                                      _dq4: the same with 4-bit scale codes on a log grid (4 codes
+//                                        per octave, scale_grid.h): (4 + b) bits per group
 //   nf4[g<N>]                          NormalFloat4, absmax blocks of N (default 64) along a row,
 //                                      fp32 absmax per block (bitsandbytes without double quant)
 //   fp8_e4m3                           E4M3FN codes, one fp32 scale per output row
@@ -36,6 +38,10 @@
 //   super-scale   one fp32
 // so  bytes = 4*ceil(rows*cols*b/32) + param_sets + [asym] 4*ceil(param_sets*b/32) + 4
 // (int3_dq per channel on [64, 64]: 1536 + 64 + 24 + 4 = 1628 bytes, 3.180 bits/weight).
+// _dq4 stores the scale codes as a bit stream of 4 bits each (like the codes), padded with zero
+// bits to a whole 32-bit word, in place of the bytes:
+//     bytes = 4*ceil(rows*cols*b/32) + 4*ceil(param_sets*4/32) + [asym] 4*ceil(param_sets*b/32) + 4
+// (int3_dq4 on [64, 64]: 1536 + 32 + 24 + 4 = 1596 bytes, 3.117 bits/weight).
 #pragma once
 
 #include <cstdint>
@@ -106,6 +112,7 @@ struct FormatSpec {
   int64_t group_size = 0;  // only for Granularity::kGroup
   bool symmetric = false;  // only for integer grids
   bool double_quant = false;  // integer grids only: 8-bit scale codes + b-bit zeros (_dq)
+  int scale_code_bits = 8;    // double_quant only: 8 (_dq, linear grid) or 4 (_dq4, log grid)
 
   const FormatInfo& info() const { return format_info(id); }
   int code_bits() const { return info().code_bits; }

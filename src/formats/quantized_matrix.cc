@@ -95,8 +95,8 @@ Status validate_double_quant(const QuantizedMatrix& matrix) {
   for (size_t i = 0; i < matrix.params.size(); ++i) {
     const GroupParams& p = matrix.params[i];
     if (!grid.code_of(p.scale)) {
-      return error(ErrorCode::kInvalidArgument, "scale {} of parameter set {} is not on the 8-bit grid of super-scale {}",
-                   p.scale, i, matrix.super_scale);
+      return error(ErrorCode::kInvalidArgument, "scale {} of parameter set {} is not on the {}-bit grid of super-scale {}",
+                   p.scale, i, grid.code_bits, matrix.super_scale);
     }
     if (p.zero != std::floor(p.zero) || p.zero < 0.0f || p.zero > float(spec.max_code())) {
       return error(ErrorCode::kInvalidArgument, "zero point {} of parameter set {} is not an integer in [0, {}]",
@@ -179,7 +179,7 @@ ScaleGrid fit_scale_grid(std::span<const float> weights, const GroupLayout& layo
       else largest = std::max(largest, scale);
     }
   }
-  return ScaleGrid{largest > 0.0f ? largest : fallback > 0.0f ? fallback : 1.0f};
+  return ScaleGrid{largest > 0.0f ? largest : fallback > 0.0f ? fallback : 1.0f, spec.scale_code_bits};
 }
 
 Result<QuantizedMatrix> quantize_reference(std::span<const float> weights, int64_t rows, int64_t cols,

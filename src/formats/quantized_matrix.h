@@ -31,11 +31,11 @@ struct QuantizedMatrix {
   // (The `= {}` lets brace initializations that stop at `params` compile without warnings.)
   std::vector<int32_t> g_idx = {};
   // Double-quantized formats (spec.double_quant): the tensor's fp32 super-scale; every
-  // params[i].scale is then scale_grid().scale(code) for some 8-bit code (scale_grid.h), and the
+  // params[i].scale is then scale_grid().scale(code) for some 8-bit (_dq4: 4-bit) code (scale_grid.h), and the
   // zero points are integers in [0, max_code]. 0 for every other format.
   float super_scale = 0.0f;
 
-  ScaleGrid scale_grid() const { return ScaleGrid{spec.double_quant ? super_scale : 0.0f}; }
+  ScaleGrid scale_grid() const { return ScaleGrid{spec.double_quant ? super_scale : 0.0f, spec.scale_code_bits}; }
 
   GroupLayout layout() const { return group_layout(spec, rows, cols); }
   int64_t group_of(int64_t col, const GroupLayout& l) const {

@@ -11,13 +11,27 @@ namespace lowbit {
 
 float ScaleGrid::scale(uint8_t code) const {
   LOWBIT_CHECK(active());
-  const float s = round_to_fp16(super_scale * (float(int(code) + 1) / float(kScaleCodeCount)));
+  LOWBIT_CHECK((code_bits == 8 || code_bits == 4) && int(code) < code_count());
+  const float factor = code_bits == 4 ? kLog4Factors[code] : float(int(code) + 1) / float(kScaleCodeCount);
+  const float s = round_to_fp16(super_scale * factor);
   // The fp16 floor of every INTn scale (int_grid.h): a tiny super-scale must not decode to 0.
   return std::max(s, kMinFp16Scale);
 }
 
 uint8_t ScaleGrid::nearest_code(float scale_value) const {
   LOWBIT_CHECK(active());
+  if (code_bits == 4) {  // 16 codes: compare them all (ties to the larger code)
+    int best = 15;
+    float best_distance = std::fabs(scale(15) - scale_value);
+    for (int c = 14; c >= 0; --c) {
+      const float distance = std::fabs(scale(uint8_t(c)) - scale_value);
+      if (distance < best_distance) {
+        best = c;
+        best_distance = distance;
+      }
+    }
+    return uint8_t(best);
+  }
   // Candidate from the real-valued inverse, then settle between it and its neighbours on the
   // decoded (fp16-rounded) values, which are what the codes mean.
   const float x = scale_value / super_scale * float(kScaleCodeCount) - 1.0f;
@@ -36,7 +50,7 @@ uint8_t ScaleGrid::nearest_code(float scale_value) const {
 
 std::optional<uint8_t> ScaleGrid::code_of(float scale_value) const {
   // Decoded scales never decrease with the code (both roundings are monotone): binary search.
-  int lo = 0, hi = kScaleCodeCount - 1;
+  int lo = 0, hi = code_count() - 1;
   while (lo < hi) {
     const int mid = (lo + hi) / 2;
     if (scale(uint8_t(mid)) < scale_value) lo = mid + 1;

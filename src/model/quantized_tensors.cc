@@ -102,24 +102,27 @@ Result<std::shared_ptr<const QuantizedMatrix>> finish_lowbit(const TensorSet& te
 }
 
 // Double-quantized parameters (formats/double_quant.h) into m.params and m.super_scale:
-// P.lowbit_scale_codes U8 [param_rows, groups], P.lowbit_zero_codes I32 [words] (asymmetric only),
-// P.lowbit_super_scale F32 [1].
+// P.lowbit_scale_codes U8 [param_rows, groups] (_dq4: I32 [words], 4-bit codes as a bit stream),
+// P.lowbit_zero_codes I32 [words] (asymmetric only), P.lowbit_super_scale F32 [1].
 Status read_double_quant(const TensorSet& tensors, const std::string& prefix, const std::string& source,
                          QuantizedMatrix& m) {
   const std::string name = prefix + ".weight";
   const GroupLayout layout = m.layout();
   const std::vector<int64_t> pshape = {layout.param_rows, layout.groups_per_row};
-  LOWBIT_ASSIGN_OR_RETURN(auto codes, piece(tensors, prefix + ".lowbit_scale_codes", DType::kU8, source));
-  if (codes->shape != pshape)
+  const bool packed_scales = m.spec.scale_code_bits == 4;
+  LOWBIT_ASSIGN_OR_RETURN(auto codes, piece(tensors, prefix + ".lowbit_scale_codes",
+                                            packed_scales ? DType::kI32 : DType::kU8, source));
+  if (packed_scales ? codes->shape.size() != 1 : codes->shape != pshape)
     return error(ErrorCode::kFormat, "{}: \"{}\": scale codes shape {} but the format implies {}", source, name,
-                 shape_string(codes->shape), shape_string(pshape));
+                 shape_string(codes->shape), packed_scales ? std::string("1-D words") : shape_string(pshape));
   LOWBIT_ASSIGN_OR_RETURN(auto super, piece(tensors, prefix + ".lowbit_super_scale", DType::kF32, source));
   if (super->shape != std::vector<int64_t>{1})
     return error(ErrorCode::kFormat, "{}: \"{}\": super-scale shape {}, expected [1]", source, name,
                  shape_string(super->shape));
   DoubleQuantParams stored;
   std::memcpy(&stored.super_scale, super->data.data(), sizeof(float));
-  stored.scale_codes = from_bytes<uint8_t>(*codes);
+  if (packed_scales) stored.scale_words = from_bytes<uint32_t>(*codes);  // word count: unpack_double_quant
+  else stored.scale_codes = from_bytes<uint8_t>(*codes);
   if (m.spec.stores_zero()) {
     LOWBIT_ASSIGN_OR_RETURN(auto zeros, piece(tensors, prefix + ".lowbit_zero_codes", DType::kI32, source));
     if (zeros->shape.size() != 1)
@@ -259,7 +262,11 @@ Status add_quantized_tensors(const std::string& name, const QuantizedMatrix& m, 
   LOWBIT_RETURN_IF_ERROR(out.add_owned(prefix + ".lowbit_codes", DType::kI32, {int64_t(words.size())}, as_bytes(words)));
   if (m.spec.double_quant) {
     LOWBIT_ASSIGN_OR_RETURN(DoubleQuantParams dq, pack_double_quant(m));
-    LOWBIT_RETURN_IF_ERROR(out.add_owned(prefix + ".lowbit_scale_codes", DType::kU8, pshape, std::move(dq.scale_codes)));
+    if (m.spec.scale_code_bits == 4)
+      LOWBIT_RETURN_IF_ERROR(out.add_owned(prefix + ".lowbit_scale_codes", DType::kI32,
+                                           {int64_t(dq.scale_words.size())}, as_bytes(dq.scale_words)));
+    else
+      LOWBIT_RETURN_IF_ERROR(out.add_owned(prefix + ".lowbit_scale_codes", DType::kU8, pshape, std::move(dq.scale_codes)));
     if (m.spec.stores_zero())
       LOWBIT_RETURN_IF_ERROR(out.add_owned(prefix + ".lowbit_zero_codes", DType::kI32, {int64_t(dq.zero_words.size())},
                                            as_bytes(dq.zero_words)));

@@ -12,8 +12,9 @@
 //    P.lowbit_g_idx I32 [in] (only when groups are not contiguous, e.g. act-order), and the
 //    format spec string in the safetensors metadata under "lowbit.format.P.weight".
 //    Double-quantized INTn (_dq, formats/double_quant.h; never the GPTQ layout) stores
-//    P.lowbit_scale_codes U8 [param_rows, groups], P.lowbit_zero_codes I32 (asymmetric: b-bit
-//    zero points as a bit stream) and P.lowbit_super_scale F32 [1] instead of scales and zeros.
+//    P.lowbit_scale_codes U8 [param_rows, groups] (_dq4: I32 [words], 4-bit codes as a bit
+//    stream), P.lowbit_zero_codes I32 (asymmetric: b-bit zero points as a bit stream) and
+//    P.lowbit_super_scale F32 [1] instead of scales and zeros.
 #pragma once
 
 #include <map>
