@@ -134,6 +134,7 @@ GemvF32Fn gemv_for(const KernelTable& t, PackedKind kind) {
     case PackedKind::kNF4: return t.gemv_nf4g_f32;
     case PackedKind::kFP8: return t.gemv_fp8c_f32;
     case PackedKind::kQ8P: return t.gemv_q8p_f32;
+    case PackedKind::kQ4P: return t.gemv_q4p_f32;
   }
   return nullptr;
 }
@@ -149,6 +150,7 @@ DequantFn dequant_for(const KernelTable& t, PackedKind kind) {
     case PackedKind::kNF4: return t.dequant_nf4g_f32;
     case PackedKind::kFP8: return t.dequant_fp8c_f32;
     case PackedKind::kQ8P: return t.dequant_q8p_f32;
+    case PackedKind::kQ4P: return t.dequant_q4p_f32;
   }
   return nullptr;
 }
@@ -160,6 +162,7 @@ GemmQd8Fn gemm_qd8_for(const KernelTable& t, PackedKind kind) {
     case PackedKind::kQ3: return t.gemm_qd8_q3g_f32;
     case PackedKind::kQ2: return t.gemm_qd8_q2g_f32;
     case PackedKind::kQ8P: return t.gemm_qd8_q8p_f32;
+    case PackedKind::kQ4P: return t.gemm_qd8_q4p_f32;
     default: return nullptr;
   }
 }
@@ -175,6 +178,7 @@ const char* packed_kind_name(PackedKind kind) {
     case PackedKind::kNF4: return "nf4g";
     case PackedKind::kFP8: return "fp8c";
     case PackedKind::kQ8P: return "q8p";
+    case PackedKind::kQ4P: return "q4p";
   }
   return "?";
 }

@@ -9,7 +9,8 @@
 //
 // where <weights> is f16 | bf16 | q8g | q4g | q3g | q2g (integer grid, per group; per channel is
 // one group spanning the row) | nf4g | fp8c (E4M3, one scale per row) | q8p (int8 per channel in
-// VNNI panels; only the qd8 gemm is fast, the other entries are the reference). Layouts:
+// VNNI panels) | q4p (int4 per group in double VNNI panels); for the panel kinds only the qd8
+// gemm is fast, the other entries are the reference. Layouts:
 // kernel_types.h.
 //
 // Every kernel works on a row range [row_begin, row_end) and is single-threaded; the driver
@@ -61,6 +62,7 @@ struct KernelTable {
   GemvF32Fn gemv_nf4g_f32 = nullptr;
   GemvF32Fn gemv_fp8c_f32 = nullptr;
   GemvF32Fn gemv_q8p_f32 = nullptr;
+  GemvF32Fn gemv_q4p_f32 = nullptr;
 
   // Weight-only: tiles for prefill.
   DequantFn dequant_f16_f32 = nullptr;
@@ -72,6 +74,7 @@ struct KernelTable {
   DequantFn dequant_nf4g_f32 = nullptr;
   DequantFn dequant_fp8c_f32 = nullptr;
   DequantFn dequant_q8p_f32 = nullptr;
+  DequantFn dequant_q4p_f32 = nullptr;
 
   // Dynamic int8 activations: W8A8, W4A8, W3A8, W2A8.
   QuantizeQd8Fn quantize_f32_qd8 = nullptr;
@@ -80,13 +83,14 @@ struct KernelTable {
   GemmQd8Fn gemm_qd8_q3g_f32 = nullptr;
   GemmQd8Fn gemm_qd8_q2g_f32 = nullptr;
   GemmQd8Fn gemm_qd8_q8p_f32 = nullptr;
+  GemmQd8Fn gemm_qd8_q4p_f32 = nullptr;
   // Element-wise (exp in a vectorized polynomial on AVX2 / AVX-512; the reference uses std::exp).
   SiluMulFn silu_mul_f32 = nullptr;
   SoftmaxFn softmax_f32 = nullptr;
 
-  // Whether int8 per-channel weights of layers with dynamic int8 activations should be packed as
-  // kQ8P (this table's gemm_qd8_q8p_f32 is fast).
-  bool prefers_q8_panels = false;
+  // Whether int8 per-channel and int4 weights of layers with dynamic int8 activations should be
+  // packed as kQ8P / kQ4P (this table's gemm_qd8_q8p_f32 and gemm_qd8_q4p_f32 are fast).
+  bool prefers_panels = false;
 };
 
 // Filled by each ISA's translation unit (only called when the CPU supports that ISA). The AVX2

@@ -26,6 +26,14 @@ namespace lowbit::kernels {
 //                 panel, for each step of 4 inputs, 64 bytes: row i's 4 codes at bytes 4i..4i+3.
 //                 Code (r, k) is at (r / 16) * 16 * k_padded + (k / 4) * 64 + (r % 16) * 4 + k % 4;
 //                 row_bytes = k_padded (per row, as for kQ8).
+//   kQ4P          int4 codes in double VNNI panels, for dynamic int8 activations (any group size
+//                 that is a multiple of 32): rows in double panels of 32 (the last padded with code
+//                 0, scale 0, zero 0); within one, for each step of 4 inputs, 64 bytes: byte 4i +
+//                 k % 4 holds row i's code in its low nibble and row 16 + i's in its high nibble.
+//                 Code (r, k) is nibble (r % 32) / 16 of byte (r / 32) * 16 * k_padded + (k / 4) *
+//                 64 + (r % 16) * 4 + k % 4; row_bytes = k_padded / 2. One load then feeds two
+//                 vpdpbusd (16 rows each) after one AND per half: the high half is used as 16 x
+//                 code, and its 1/16 is folded into its rows' scales, so no shift.
 // These orders let a vector of 8 or 16 lanes pull whole runs of consecutive codes out of one load
 // with shifts and masks (see avx2/ and avx512/); kQ8P lets one vpdpbusd multiply 4 inputs of one
 // token (broadcast) with 16 rows at once, so a 32-input block ends in 16 int32 row sums that need
@@ -39,20 +47,20 @@ namespace lowbit::kernels {
 //   kF16, kBF16:                      the value itself
 inline constexpr int kBlock = 32;
 
-enum class PackedKind : uint8_t { kF16, kBF16, kQ8, kQ4, kQ3, kQ2, kNF4, kFP8, kQ8P };
-inline constexpr int kPackedKindCount = 9;
-inline constexpr int kPanelRows = 16;  // kQ8P
+enum class PackedKind : uint8_t { kF16, kBF16, kQ8, kQ4, kQ3, kQ2, kNF4, kFP8, kQ8P, kQ4P };
+inline constexpr int kPackedKindCount = 10;
+inline constexpr int kPanelRows = 16;  // kQ8P; kQ4P's double panels hold 2 x 16 rows
 
 struct PackedWeightView {
   PackedKind kind = PackedKind::kQ8;
-  int64_t rows = 0;            // out_features (kQ8P: the codes hold whole panels beyond it)
+  int64_t rows = 0;            // out_features (kQ8P, kQ4P: the codes hold whole panels beyond it)
   int64_t cols = 0;            // in_features (K)
   int64_t k_padded = 0;        // cols rounded up to kBlock
   int64_t row_bytes = 0;       // bytes of codes per row (k_padded / kBlock blocks)
   int64_t group_size = 0;      // inputs per scale, a multiple of kBlock (k_padded when per channel)
   int64_t groups_per_row = 0;  // k_padded / group_size, rounded up
   const uint8_t* codes = nullptr;  // [rows, row_bytes]
-  const float* scales = nullptr;   // [rows, groups_per_row]; null for kF16/kBF16
+  const float* scales = nullptr;   // [rows, groups_per_row] (panel kinds: whole panels); null for kF16/kBF16
   const float* zeros = nullptr;    // [rows, groups_per_row] for integer grids, else null
 };
 

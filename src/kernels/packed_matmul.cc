@@ -96,6 +96,11 @@ void qd8_group_corrections(const float* scales, const int32_t* block_sums, int64
 
 void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, const KernelTable& table) {
   LOWBIT_CHECK(supports_qd8(w));
+  if (n == 1) {  // one contiguous range of rows per thread (whole 64-row units for the panel kinds)
+    const GemvPart part{&w, true, nullptr, w.rows, w.cols, y};
+    gemv_parts(std::span<const GemvPart>(&part, 1), x, table);
+    return;
+  }
   const PackedWeightView v = w.view();
   const int64_t blocks = w.k_padded / kBlock;
   std::vector<int8_t> q(size_t(n * w.k_padded));
@@ -117,13 +122,10 @@ void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, cons
   a.block_sums = sums.data();
   a.group_corrections = corrections.data();
   const GemmQd8Fn gemm = gemm_qd8_for(table, w.kind);
-  if (n == 1 && w.kind != PackedKind::kQ8P) {
-    per_thread_rows(v, [&](int64_t r0, int64_t r1) { gemm(v, r0, r1, a, y, v.rows); });
-    return;
-  }
-  // kQ8P kernels work on pairs of 16-row panels (four for one token), and so do the AMX prefill
-  // kernels (kQ4 rows are unpacked into panels): whole pairs per work item.
-  const int64_t chunk = w.kind == PackedKind::kQ8P || n >= kPanelRows ? 4 * kPanelRows : kRowChunk;
+  const bool panel_kind = w.kind == PackedKind::kQ8P || w.kind == PackedKind::kQ4P;
+  // kQ8P / kQ4P kernels work on pairs of 16-row panels, and so do the AMX prefill kernels (kQ4
+  // rows are unpacked into panels): whole pairs per work item.
+  const int64_t chunk = panel_kind || n >= kPanelRows ? 4 * kPanelRows : kRowChunk;
   const int64_t chunks = (v.rows + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) if (double(n) * double(v.rows) * double(v.k_padded) > kParallelWork)
   for (int64_t c = 0; c < chunks; ++c) gemm(v, c * chunk, std::min(v.rows, (c + 1) * chunk), a, y, v.rows);
@@ -167,7 +169,7 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
     acts[i] = QuantizedActivationsView{1, k_padded, w.groups_per_row, q.data(), scales.data(), sums.data(),
                                        corrections[i].data()};
   }
-  // Work units of whole 16-row chunks (64 rows = 4 panels for kQ8P), with the bytes read up to
+  // Work units of whole 16-row chunks (64 rows = 4 panels for kQ8P / kQ4P), with the bytes read up to
   // each unit's end; thread t takes the units whose middle falls in its t-th of the bytes.
   struct Unit {
     size_t part;
@@ -178,7 +180,8 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
   double total = 0, work = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
     const GemvPart& p = parts[i];
-    const int64_t align = p.packed != nullptr && p.packed->kind == PackedKind::kQ8P ? 4 * kPanelRows : kRowChunk;
+    const bool panels = p.packed != nullptr && (p.packed->kind == PackedKind::kQ8P || p.packed->kind == PackedKind::kQ4P);
+    const int64_t align = panels ? 4 * kPanelRows : kRowChunk;
     const double row_bytes = p.packed != nullptr ? double(p.packed->bytes()) / double(p.rows) : 4.0 * double(cols);
     for (int64_t r = 0; r < p.rows; r += align) {
       const int64_t r1 = std::min(p.rows, r + align);

@@ -20,6 +20,7 @@ int64_t block_bytes(PackedKind kind) {
     case PackedKind::kQ8P:
     case PackedKind::kFP8: return kBlock;
     case PackedKind::kQ4:
+    case PackedKind::kQ4P:
     case PackedKind::kNF4: return kBlock / 2;
     case PackedKind::kQ3: return 3 * kBlock / 8;
     case PackedKind::kQ2: return kBlock / 4;
@@ -130,9 +131,46 @@ std::shared_ptr<const PackedWeight> pack_q8_panels(const QuantizedMatrix& m) {
   return p;
 }
 
+// kQ4P (kernel_types.h): int4 codes in double panels of 32 rows x 4 inputs (rows 16..31 of each
+// in the high nibbles); scales and zeros [rows rounded up to 32, groups], zeros in the padding.
+std::shared_ptr<const PackedWeight> pack_q4_panels(const QuantizedMatrix& m, int64_t group_size,
+                                                   int64_t groups_per_row) {
+  auto p = std::make_shared<PackedWeight>();
+  p->kind = PackedKind::kQ4P;
+  p->rows = m.rows;
+  p->cols = m.cols;
+  p->k_padded = round_up(m.cols, kBlock);
+  p->row_bytes = p->k_padded / 2;
+  p->group_size = group_size;
+  p->groups_per_row = groups_per_row;
+  p->source = &m;
+  const int64_t padded_rows = round_up(m.rows, 2 * kPanelRows);
+  p->codes.assign(size_t(padded_rows * p->row_bytes), 0);
+  p->scales.assign(size_t(padded_rows * groups_per_row), 0.0f);
+  p->zeros.assign(p->scales.size(), 0.0f);
+  const GroupLayout layout = m.layout();
+#pragma omp parallel for schedule(static) if (m.rows * m.cols > (1 << 20))
+  for (int64_t pair = 0; pair < padded_rows / 2; ++pair) {  // rows r and r + 16 share bytes
+    const int64_t r = pair / kPanelRows * 2 * kPanelRows + pair % kPanelRows;
+    uint8_t* out = p->codes.data() + r / 32 * 16 * p->k_padded + r % kPanelRows * 4;
+    for (int half = 0; half < 2; ++half) {
+      const int64_t row = r + half * kPanelRows;
+      if (row >= m.rows) continue;
+      for (int64_t g = 0; g < groups_per_row; ++g) {
+        const GroupParams& gp = m.params[size_t(layout.param_index(row, g * layout.group_size))];
+        p->scales[size_t(row * groups_per_row + g)] = gp.scale;
+        p->zeros[size_t(row * groups_per_row + g)] = gp.zero;
+      }
+      const uint8_t* codes = m.codes.data() + row * m.cols;
+      for (int64_t k = 0; k < m.cols; ++k) out[k / 4 * 64 + k % 4] |= uint8_t(codes[k] << (4 * half));
+    }
+  }
+  return p;
+}
+
 }  // namespace
 
-std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m, bool q8_panels) {
+std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m, bool panels) {
   PackedKind kind;
   if (!kind_of(m.spec.id, &kind) || m.rows <= 0 || m.cols <= 0) return nullptr;
   const GroupLayout layout = m.layout();
@@ -140,7 +178,10 @@ std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m, boo
   if (grouped && layout.group_size % kBlock != 0) return nullptr;
   for (size_t c = 0; c < m.g_idx.size(); ++c)
     if (m.g_idx[c] != int32_t(int64_t(c) / layout.group_size)) return nullptr;  // act-order: scattered groups
-  if (q8_panels && kind == PackedKind::kQ8 && !grouped) return pack_q8_panels(m);
+  if (panels && kind == PackedKind::kQ8 && !grouped) return pack_q8_panels(m);
+  if (panels && kind == PackedKind::kQ4)
+    return grouped ? pack_q4_panels(m, layout.group_size, layout.groups_per_row)
+                   : pack_q4_panels(m, round_up(m.cols, kBlock), 1);
 
   auto p = std::make_shared<PackedWeight>(empty_packed(kind, m.rows, m.cols));
   p->source = &m;
@@ -186,7 +227,7 @@ std::shared_ptr<const PackedWeight> pack_dense(const float* weight, int64_t rows
 
 bool supports_qd8(const PackedWeight& w) {
   return (w.kind == PackedKind::kQ8 || w.kind == PackedKind::kQ4 || w.kind == PackedKind::kQ3 ||
-          w.kind == PackedKind::kQ2 || w.kind == PackedKind::kQ8P) &&
+          w.kind == PackedKind::kQ2 || w.kind == PackedKind::kQ8P || w.kind == PackedKind::kQ4P) &&
          w.k_padded <= 65536;
 }
 

@@ -90,10 +90,12 @@ void expect_exact(const std::string& spec, int64_t rows, int64_t cols, int64_t t
   const QuantizedMatrix m = exact_matrix(spec, rows, cols, rng);
   auto p = pack_quantized(m, panels);
   ASSERT_NE(p, nullptr);
-  ASSERT_EQ(p->kind == PackedKind::kQ8P, panels);
+  ASSERT_EQ(p->kind == PackedKind::kQ8P || p->kind == PackedKind::kQ4P, panels);
   ASSERT_TRUE(supports_qd8(*p));
   const Activations a = random_activations(tokens, cols, *p, limit, rng, min_exponent, max_exponent);
-  ASSERT_LT(exactness_bound(m, a), 0x1p23) << "test parameters break the exactness precondition";
+  // kQ4P's high half is summed as 16 x code (its 1/16 applied with the scale): 16x the magnitudes.
+  const double headroom = p->kind == PackedKind::kQ4P ? 16 : 1;
+  ASSERT_LT(headroom * exactness_bound(m, a), 0x1p23) << "test parameters break the exactness precondition";
   std::vector<float> ref(size_t(tokens * rows));
   gemm_qd8_for(kernels_for(Isa::kRef), p->kind)(p->view(), 0, rows, a.view(), ref.data(), rows);
   for (Isa isa : testing::fast_isas()) {
@@ -161,6 +163,19 @@ TEST(GemmQd8, LowBitManyTokensExactEdgeShapes) {
   expect_exact("int2g128", 40, 4096, 33, 3, rng, -3, -3);
 }
 
+// kQ4P (int4 in 32-row double panels, both nibbles of a byte two rows 16 apart): row counts
+// around 16 and 32 and past 4 double panels (the one-token kernel takes 4 at a time), ranges split
+// inside a double panel, groups of 32-256 and per channel / tensor; 16 tokens or more take AMX.
+TEST(GemmQd8, Int4PanelLayoutExactEdgeShapes) {
+  std::mt19937 rng(5);
+  for (const char* spec : {"int4", "int4_sym", "int4g32", "int4g64_sym", "int4g128", "int4g256", "int4_tensor"})
+    for (int64_t cols : {1, 31, 33, 172, 256, 300})
+      for (int64_t rows : {1, 15, 16, 17, 32, 33, 70, 130, 200})
+        for (int64_t tokens : {1, 2, 3, 4, 5, 16, 17}) expect_exact(spec, rows, cols, tokens, 3, rng, -4, -2, true);
+  expect_exact("int4g128", 160, 4096, 1, 1, rng, -3, -3, true);
+  expect_exact("int4g128", 40, 4096, 33, 1, rng, -3, -3, true);
+}
+
 TEST(GemmQd8, PanelLayoutUnpacksToTheCanonicalValues) {
   for (const char* spec : {"int8", "int8_sym"}) {
     const QuantizedMatrix m = testing::random_matrix(spec, 21, 70, 9);
@@ -169,9 +184,16 @@ TEST(GemmQd8, PanelLayoutUnpacksToTheCanonicalValues) {
     EXPECT_EQ(unpack_reference(*p), dequantize(m)) << spec;
     EXPECT_EQ(p->codes.size(), size_t(32 * 96));  // 2 panels of 16 rows x 96 padded inputs
   }
-  // Grouped int8 and int4 keep their usual layouts.
+  for (const char* spec : {"int4", "int4g32_sym", "int4g64"}) {
+    const QuantizedMatrix m = testing::random_matrix(spec, 37, 70, 9);
+    auto p = pack_quantized(m, true);
+    ASSERT_EQ(p->kind, PackedKind::kQ4P);
+    EXPECT_EQ(unpack_reference(*p), dequantize(m)) << spec;
+    EXPECT_EQ(p->codes.size(), size_t(64 * 96 / 2));  // 2 double panels of 32 rows x 96 inputs, 4 bits
+  }
+  // Grouped int8 and int3 keep their usual layouts.
   EXPECT_EQ(pack_quantized(testing::random_matrix("int8g32", 4, 64, 1), true)->kind, PackedKind::kQ8);
-  EXPECT_EQ(pack_quantized(testing::random_matrix("int4", 4, 64, 1), true)->kind, PackedKind::kQ4);
+  EXPECT_EQ(pack_quantized(testing::random_matrix("int3", 4, 64, 1), true)->kind, PackedKind::kQ3);
 }
 
 TEST(GemmQd8, IntegerDotProductsExactLlmWidths) {

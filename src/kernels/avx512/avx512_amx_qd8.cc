@@ -1,6 +1,6 @@
 // AMX-INT8 kernels for prefill with dynamic int8 activations (16 tokens or more; fewer go to the
 // AVX-512 VNNI entries they replace): W8A8 on kQ8P panels, W4A8 / W3A8 / W2A8 on kQ4 / kQ3 / kQ2
-// (kernel_types.h).
+// (kernel_types.h), and W4A8 on kQ4P double panels (each nibble half unpacked to a kQ8P panel).
 //
 // The kQ8P panel layout is exactly the "VNNI" layout AMX expects for its B operand (per 4 inputs,
 // 16 rows x 4 bytes), so a block of 32 inputs of a panel is one 8 x 64-byte B tile read in place.
@@ -282,13 +282,22 @@ Panel unpack_panel(const PackedWeightView& w, int64_t p, UnpackedPanel& out) {
     }
   uint8_t* dst = out.codes.data() + ((64 - reinterpret_cast<uintptr_t>(out.codes.data()) % 64) % 64);
   const uint8_t* rows[kPanelRows];
-  for (int i = 0; i < kPanelRows; ++i) rows[i] = i < live ? w.codes + (r0 + i) * w.row_bytes : nullptr;
+  for (int i = 0; i < kPanelRows; ++i)
+    rows[i] = i < live && w.kind != PackedKind::kQ4P ? w.codes + (r0 + i) * w.row_bytes : nullptr;
   const int64_t block_bytes = w.kind == PackedKind::kQ4 ? 16 : w.kind == PackedKind::kQ3 ? 12 : 8;
   const __m512i low2 = _mm512_set1_epi8(0x03), low4 = _mm512_set1_epi8(0x0F);
   for (int64_t b = 0; b < blocks; ++b) {
     uint8_t* out_block = dst + b * kPanelBlockBytes;
     const int64_t at = b * block_bytes;
     const auto store = [&](int step, __m512i v) { _mm512_store_si512(out_block + step * 64, v); };
+    if (w.kind == PackedKind::kQ4P) {  // already in VNNI order: panel p is one nibble of a double panel
+      const uint8_t* src = w.codes + p / 2 * 16 * w.k_padded + b * kPanelBlockBytes;
+      for (int s = 0; s < 8; ++s) {
+        const __m512i v = _mm512_loadu_si512(src + s * 64);
+        store(s, _mm512_and_si512(p % 2 ? _mm512_srli_epi16(v, 4) : v, low4));
+      }
+      continue;
+    }
     if (w.kind == PackedKind::kQ4) {
       for (int s = 0; s < 4; ++s) {
         const __m512i d = gather_dword(rows, at, s);
@@ -320,8 +329,13 @@ Panel unpack_panel(const PackedWeightView& w, int64_t p, UnpackedPanel& out) {
 GemmQd8Fn small_batch_q3g = nullptr;
 GemmQd8Fn small_batch_q2g = nullptr;
 
+GemmQd8Fn small_batch_q4p = nullptr;
+
 GemmQd8Fn small_batch_for(PackedKind kind) {
-  return kind == PackedKind::kQ4 ? small_batch_q4g : kind == PackedKind::kQ3 ? small_batch_q3g : small_batch_q2g;
+  return kind == PackedKind::kQ4   ? small_batch_q4g
+         : kind == PackedKind::kQ4P ? small_batch_q4p
+         : kind == PackedKind::kQ3  ? small_batch_q3g
+                                    : small_batch_q2g;
 }
 
 // W4A8 / W3A8 / W2A8 prefill.
@@ -346,7 +360,8 @@ void fill_amx_kernels(KernelTable& t) {
     GemmQd8Fn* small_batch;
   } low_bit[] = {{&t.gemm_qd8_q4g_f32, &small_batch_q4g},
                  {&t.gemm_qd8_q3g_f32, &small_batch_q3g},
-                 {&t.gemm_qd8_q2g_f32, &small_batch_q2g}};
+                 {&t.gemm_qd8_q2g_f32, &small_batch_q2g},
+                 {&t.gemm_qd8_q4p_f32, &small_batch_q4p}};
   for (const auto& e : low_bit)
     if (*e.entry != nullptr) {
       *e.small_batch = *e.entry;

@@ -438,6 +438,121 @@ void gemm_qd8_chunked(const PackedWeightView& w, int64_t row_begin, int64_t row_
   }
 }
 
+// ---- int4 in double panels (kQ4P, kernel_types.h) ----
+//
+// ND double panels (32 rows each) from double panel d0 against NT tokens from t0. One 64-byte load
+// per double panel and step of 4 inputs; low = v & 0x0f are rows 0..15's codes, high = v & 0xf0
+// rows 16..31's times 16 (one AND each, no shift); each meets the token's 4 activations
+// (broadcast) in one vpdpbusd. Per 32-input block the int32 sums (|sum| <= 32 * 240 * 127) are
+// converted and scaled by the block's activation scale into a group accumulator; per weight group
+// that is multiplied by the 16 rows' scales (a gather: scales are [rows, groups]; the high half's
+// also by 1/16, exact) into the row accumulator. The zero points come last, as sum_g scale * zero *
+// group_correction. That is 4 vector operations per 128 weights and row pair of panels, against
+// about 9 per 128 weights and row for kQ4 rows. Rows outside [row_begin, row_end) are computed
+// but not stored.
+template <int ND, int NT>
+void q4_panel_tile(const PackedWeightView& w, int64_t d0, int64_t t0, const QuantizedActivationsView& a, float* y,
+                   int64_t ldy, int64_t row_begin, int64_t row_end) {
+  const int64_t blocks = w.k_padded / kBlock, per_group = w.group_size / kBlock, groups = w.groups_per_row;
+  const int64_t panel_bytes = 16 * w.k_padded;
+  const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(int8_t(0xf0));
+  // Row i of a half at scales[(r0 + i) * groups + g].
+  const __m512i row_index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                               _mm512_set1_epi32(int32_t(groups)));
+  const __m512 sixteenth = _mm512_set1_ps(1.0f / 16.0f);
+  const uint8_t* panel[ND];
+  for (int d = 0; d < ND; ++d) panel[d] = w.codes + (d0 + d) * panel_bytes;
+  __m512 acc[ND][2][NT], group_acc[ND][2][NT];
+  for (int d = 0; d < ND; ++d)
+    for (int h = 0; h < 2; ++h)
+      for (int t = 0; t < NT; ++t) acc[d][h][t] = group_acc[d][h][t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    __m512i sums[ND][2][NT];
+    for (int d = 0; d < ND; ++d)
+      for (int h = 0; h < 2; ++h)
+        for (int t = 0; t < NT; ++t) sums[d][h][t] = _mm512_setzero_si512();
+    for (int64_t step = b * (kBlock / 4); step < (b + 1) * (kBlock / 4); ++step) {
+      __m512i lo[ND], hi[ND];
+      for (int d = 0; d < ND; ++d) {
+        _mm_prefetch(reinterpret_cast<const char*>(panel[d] + step * 64 + 2048), _MM_HINT_T0);
+        const __m512i v = _mm512_loadu_si512(panel[d] + step * 64);
+        lo[d] = _mm512_and_si512(v, low);
+        hi[d] = _mm512_and_si512(v, high);
+      }
+      for (int t = 0; t < NT; ++t) {
+        int32_t four;
+        __builtin_memcpy(&four, a.values + (t0 + t) * a.k_padded + step * 4, 4);
+        const __m512i av = _mm512_set1_epi32(four);
+        for (int d = 0; d < ND; ++d) {
+          sums[d][0][t] = _mm512_dpbusd_epi32(sums[d][0][t], lo[d], av);
+          sums[d][1][t] = _mm512_dpbusd_epi32(sums[d][1][t], hi[d], av);
+        }
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      const __m512 scale = _mm512_set1_ps(a.scales[(t0 + t) * blocks + b]);
+      for (int d = 0; d < ND; ++d)
+        for (int h = 0; h < 2; ++h)
+          group_acc[d][h][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[d][h][t]), scale, group_acc[d][h][t]);
+    }
+    if ((b + 1) % per_group == 0 || b + 1 == blocks) {
+      const int64_t g = b / per_group;
+      for (int d = 0; d < ND; ++d)
+        for (int h = 0; h < 2; ++h) {
+          const float* base = w.scales + ((d0 + d) * 32 + h * kPanelRows) * groups + g;
+          __m512 s = _mm512_i32gather_ps(row_index, base, 4);
+          if (h == 1) s = _mm512_mul_ps(s, sixteenth);
+          for (int t = 0; t < NT; ++t) {
+            acc[d][h][t] = _mm512_fmadd_ps(group_acc[d][h][t], s, acc[d][h][t]);
+            group_acc[d][h][t] = _mm512_setzero_ps();
+          }
+        }
+    }
+  }
+  for (int d = 0; d < ND; ++d)
+    for (int h = 0; h < 2; ++h) {
+      const int64_t r0 = (d0 + d) * 32 + h * kPanelRows;
+      uint32_t in_range = 0;
+      for (int i = 0; i < kPanelRows; ++i) in_range |= uint32_t(r0 + i >= row_begin && r0 + i < row_end) << i;
+      if (in_range == 0) continue;
+      __m512 correction[NT];
+      for (int t = 0; t < NT; ++t) correction[t] = _mm512_setzero_ps();
+      for (int64_t g = 0; g < groups; ++g) {
+        const __m512 scale_zero = _mm512_mul_ps(_mm512_i32gather_ps(row_index, w.scales + r0 * groups + g, 4),
+                                                _mm512_i32gather_ps(row_index, w.zeros + r0 * groups + g, 4));
+        for (int t = 0; t < NT; ++t)
+          correction[t] =
+              _mm512_fmadd_ps(scale_zero, _mm512_set1_ps(a.group_corrections[(t0 + t) * a.groups + g]), correction[t]);
+      }
+      for (int t = 0; t < NT; ++t)
+        _mm512_mask_storeu_ps(y + (t0 + t) * ldy + r0, __mmask16(in_range), _mm512_sub_ps(acc[d][h][t], correction[t]));
+    }
+}
+
+template <int ND>
+void q4_panel_tokens(const PackedWeightView& w, int64_t d0, const QuantizedActivationsView& a, float* y, int64_t ldy,
+                     int64_t row_begin, int64_t row_end) {
+  int64_t t = 0;
+  for (; t + 4 <= a.tokens; t += 4) q4_panel_tile<ND, 4>(w, d0, t, a, y, ldy, row_begin, row_end);
+  switch (a.tokens - t) {
+    case 3: q4_panel_tile<ND, 3>(w, d0, t, a, y, ldy, row_begin, row_end); break;
+    case 2: q4_panel_tile<ND, 2>(w, d0, t, a, y, ldy, row_begin, row_end); break;
+    case 1: q4_panel_tile<ND, 1>(w, d0, t, a, y, ldy, row_begin, row_end); break;
+    default: break;
+  }
+}
+
+// One token: 4 double panels at a time (four contiguous memory streams, 24 accumulators). More
+// tokens: one double panel x 4 tokens.
+void gemm_qd8_q4p(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
+                  float* y, int64_t ldy) {
+  int64_t d = row_begin / 32;
+  const int64_t end = (row_end + 31) / 32;
+  if (a.tokens == 1)
+    for (; d + 4 <= end; d += 4) q4_panel_tile<4, 1>(w, d, 0, a, y, ldy, row_begin, row_end);
+  for (; d < end; ++d) q4_panel_tokens<1>(w, d, a, y, ldy, row_begin, row_end);
+}
+
 }  // namespace
 
 void fill_avx512_vnni_kernels(KernelTable& t) {
@@ -447,7 +562,8 @@ void fill_avx512_vnni_kernels(KernelTable& t) {
   t.gemm_qd8_q3g_f32 = gemm_qd8_chunked<ChunkQ3>;
   t.gemm_qd8_q2g_f32 = gemm_qd8_chunked<ChunkQ2>;
   t.gemm_qd8_q8p_f32 = gemm_qd8_q8p;
-  t.prefers_q8_panels = true;
+  t.gemm_qd8_q4p_f32 = gemm_qd8_q4p;
+  t.prefers_panels = true;
 }
 
 }  // namespace lowbit::kernels
