@@ -268,16 +268,19 @@ TEST(DoubleQuantStorage, PackUnpackIsBitExactAndSizedAsFormatBytes) {
   }
 }
 
+// Unpacking `bad` as m's parameters fails with a format error.
+void expect_format_error(const QuantizedMatrix& m, const DoubleQuantParams& bad, const char* what) {
+  Result<std::vector<GroupParams>> r = unpack_double_quant(m.spec, m.rows, m.cols, bad);
+  EXPECT_FALSE(r.ok()) << what;
+  if (!r.ok()) {
+    EXPECT_EQ(r.status().code(), ErrorCode::kFormat) << what;
+  }
+}
+
 TEST(DoubleQuantStorage, UnpackRejectsDamagedFields) {
   const QuantizedMatrix m = quantized("int3_dq", 5, 75);
   const DoubleQuantParams good = *pack_double_quant(m);
-  auto fails = [&](const DoubleQuantParams& bad, const char* what) {
-    Result<std::vector<GroupParams>> r = unpack_double_quant(m.spec, m.rows, m.cols, bad);
-    EXPECT_FALSE(r.ok()) << what;
-    if (!r.ok()) {
-      EXPECT_EQ(r.status().code(), ErrorCode::kFormat) << what;
-    }
-  };
+  auto fails = [&](const DoubleQuantParams& bad, const char* what) { expect_format_error(m, bad, what); };
   for (float super : {0.0f, -1.0f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
                       70000.0f}) {
     DoubleQuantParams bad = good;
@@ -307,13 +310,7 @@ TEST(DoubleQuantStorage, UnpackRejectsDamaged4BitScaleCodes) {
   const QuantizedMatrix m = quantized("int3_dq4", 5, 75);  // 5 scale codes * 4 bits = 20 bits: one word
   const DoubleQuantParams good = *pack_double_quant(m);
   ASSERT_EQ(good.scale_words.size(), 1u);
-  auto fails = [&](const DoubleQuantParams& bad, const char* what) {
-    Result<std::vector<GroupParams>> r = unpack_double_quant(m.spec, m.rows, m.cols, bad);
-    EXPECT_FALSE(r.ok()) << what;
-    if (!r.ok()) {
-      EXPECT_EQ(r.status().code(), ErrorCode::kFormat) << what;
-    }
-  };
+  auto fails = [&](const DoubleQuantParams& bad, const char* what) { expect_format_error(m, bad, what); };
   DoubleQuantParams bad = good;
   bad.scale_words.clear();
   fails(bad, "no scale words");
