@@ -29,25 +29,7 @@ const float* padded_activations(const PackedWeight& w, const float* x, int64_t n
   return buf.data();
 }
 
-// One contiguous range of rows per thread (whole kRowChunks, as equal as that allows), in one
-// kernel call fn(r0, r1): the kernels' per-call work (permuted activations, group sums of x) is
-// then done once per thread and matrix, not once per 16 rows, and the decode kernels can spread
-// their rows in flight over the whole range (one memory stream per part of it).
-template <class Fn>
-void per_thread_rows(const PackedWeightView& v, Fn fn) {
-  const int64_t chunks = (v.rows + kRowChunk - 1) / kRowChunk;
-#pragma omp parallel if (double(v.rows) * double(v.k_padded) > kParallelWork)
-  {
-    const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t r0 = std::min(v.rows, chunks * t / threads * kRowChunk);
-    const int64_t r1 = std::min(v.rows, chunks * (t + 1) / threads * kRowChunk);
-    if (r0 < r1) fn(r0, r1);
-  }
-}
-
-void gemv_threaded(GemvF32Fn gemv, const PackedWeightView& v, const float* x, float* y) {
-  per_thread_rows(v, [&](int64_t r0, int64_t r1) { gemv(v, r0, r1, x, y); });
-}
+bool is_panel_kind(PackedKind kind) { return kind == PackedKind::kQ8P || kind == PackedKind::kQ4P; }
 
 void gemm_tiles(DequantFn dequant, const PackedWeightView& v, const float* x, int64_t n, float* y) {
   // As few tiles as fit kTileElements, rounded up to a multiple of the threads for balance.
@@ -74,14 +56,13 @@ void gemm_tiles(DequantFn dequant, const PackedWeightView& v, const float* x, in
 }  // namespace
 
 void matmul_f32(const PackedWeight& w, const float* x, int64_t n, float* y, const KernelTable& table) {
-  std::vector<float> buf;
-  const float* xp = padded_activations(w, x, n, buf);
-  const PackedWeightView v = w.view();
-  if (n == 1) {
-    gemv_threaded(gemv_for(table, w.kind), v, xp, y);
-  } else {
-    gemm_tiles(dequant_for(table, w.kind), v, xp, n, y);
+  if (n == 1) {  // one contiguous range of rows per thread, as for several products (gemv_parts)
+    const GemvPart part{&w, false, nullptr, w.rows, w.cols, y};
+    gemv_parts(std::span<const GemvPart>(&part, 1), x, table);
+    return;
   }
+  std::vector<float> buf;
+  gemm_tiles(dequant_for(table, w.kind), w.view(), padded_activations(w, x, n, buf), n, y);
 }
 
 void qd8_group_corrections(const float* scales, const int32_t* block_sums, int64_t blocks, int64_t group_size,
@@ -96,7 +77,7 @@ void qd8_group_corrections(const float* scales, const int32_t* block_sums, int64
 
 void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, const KernelTable& table) {
   LOWBIT_CHECK(supports_qd8(w));
-  if (n == 1) {  // one contiguous range of rows per thread (whole 64-row units for the panel kinds)
+  if (n == 1) {  // as matmul_f32
     const GemvPart part{&w, true, nullptr, w.rows, w.cols, y};
     gemv_parts(std::span<const GemvPart>(&part, 1), x, table);
     return;
@@ -122,10 +103,9 @@ void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, cons
   a.block_sums = sums.data();
   a.group_corrections = corrections.data();
   const GemmQd8Fn gemm = gemm_qd8_for(table, w.kind);
-  const bool panel_kind = w.kind == PackedKind::kQ8P || w.kind == PackedKind::kQ4P;
   // kQ8P / kQ4P kernels work on pairs of 16-row panels, and so do the AMX prefill kernels (kQ4
   // rows are unpacked into panels): whole pairs per work item.
-  const int64_t chunk = panel_kind || n >= kPanelRows ? 4 * kPanelRows : kRowChunk;
+  const int64_t chunk = is_panel_kind(w.kind) || n >= kPanelRows ? 4 * kPanelRows : kRowChunk;
   const int64_t chunks = (v.rows + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) if (double(n) * double(v.rows) * double(v.k_padded) > kParallelWork)
   for (int64_t c = 0; c < chunks; ++c) gemm(v, c * chunk, std::min(v.rows, (c + 1) * chunk), a, y, v.rows);
@@ -169,24 +149,26 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
     acts[i] = QuantizedActivationsView{1, k_padded, w.groups_per_row, q.data(), scales.data(), sums.data(),
                                        corrections[i].data()};
   }
-  // Work units of whole 16-row chunks (64 rows = 4 panels for kQ8P / kQ4P), with the bytes read up to
-  // each unit's end; thread t takes the units whose middle falls in its t-th of the bytes.
+  // Work units of whole 16-row chunks (64 rows = 4 panels for kQ8P / kQ4P), placed on the bytes
+  // read; thread t takes the units whose middle falls in its t-th of the bytes (one contiguous
+  // range of units per thread, each part's rows in as few kernel calls as possible, so the
+  // kernels' per-call work is done once per thread and part and their row streams are long).
   struct Unit {
     size_t part;
     int64_t r0, r1;
-    double end;  // bytes read up to the end of this unit
+    double middle;  // bytes read before this unit plus half its own
   };
   std::vector<Unit> units;
   double total = 0, work = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
     const GemvPart& p = parts[i];
-    const bool panels = p.packed != nullptr && (p.packed->kind == PackedKind::kQ8P || p.packed->kind == PackedKind::kQ4P);
-    const int64_t align = panels ? 4 * kPanelRows : kRowChunk;
+    const int64_t align = p.packed != nullptr && is_panel_kind(p.packed->kind) ? 4 * kPanelRows : kRowChunk;
     const double row_bytes = p.packed != nullptr ? double(p.packed->bytes()) / double(p.rows) : 4.0 * double(cols);
     for (int64_t r = 0; r < p.rows; r += align) {
       const int64_t r1 = std::min(p.rows, r + align);
-      total += row_bytes * double(r1 - r);
-      units.push_back({i, r, r1, total});
+      const double bytes = row_bytes * double(r1 - r);
+      units.push_back({i, r, r1, total + 0.5 * bytes});
+      total += bytes;
     }
     work += double(p.rows) * double(k_padded);
   }
@@ -204,10 +186,7 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
 #pragma omp parallel if (work > kParallelWork)
   {
     const int threads = omp_get_num_threads(), t = omp_get_thread_num();
-    const auto owner = [&](const Unit& u) {
-      const double size = u.end - (&u == units.data() ? 0.0 : (&u - 1)->end);
-      return std::min(threads - 1, int((u.end - 0.5 * size) / total * threads));
-    };
+    const auto owner = [&](const Unit& u) { return std::min(threads - 1, int(u.middle / total * threads)); };
     // Consecutive units of one part in one kernel call (one set of row streams per call).
     size_t u = 0;
     while (u < units.size() && owner(units[u]) < t) ++u;

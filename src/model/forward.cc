@@ -63,15 +63,7 @@ void Session::ensure_scratch(int n) {
 }
 
 void Session::run_linear(int layer, const Linear& l, const float* x, int n, float* y) {
-  if (hook_) hook_(LinearInput{layer, &l, x, n});
-  if (!timer_) {
-    linear_forward(l, x, n, y);
-    return;
-  }
-  const auto t0 = std::chrono::steady_clock::now();
-  linear_forward(l, x, n, y);
-  const Linear* one[] = {&l};
-  timer_(one, n, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  run_linears(layer, {&l}, x, n, {y});
 }
 
 void Session::run_linears(int layer, std::initializer_list<const Linear*> ls, const float* x, int n,

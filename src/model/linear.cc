@@ -126,6 +126,10 @@ void linear_forward(const Linear& layer, const float* x, int n_tokens, float* y)
 void linear_forward_shared_input(std::span<const Linear* const> layers, const float* x, int n_tokens,
                                  std::span<float* const> ys) {
   LOWBIT_CHECK(layers.size() == ys.size());
+  if (layers.size() == 1) {
+    linear_forward(*layers[0], x, n_tokens, ys[0]);
+    return;
+  }
   std::vector<kernels::GemvPart> parts;
   for (size_t i = 0; i < layers.size() && n_tokens == 1; ++i) {
     const Linear& l = *layers[i];

@@ -8,10 +8,10 @@ namespace lowbit {
 
 namespace {
 
-// fp32 view of a raw tensor: in place when it already is aligned F32, else converted.
 using OwnedTensors = std::vector<std::vector<float, kernels::StreamingAllocator<float>>>;
 
-// The stored bytes' pages are dropped once converted (`source` maps them): an F16 model's file
+// fp32 view of a raw tensor: in place when it already is aligned F32, else converted. The stored
+// bytes' pages are dropped once converted (`source` maps them): an F16 model's file
 // pages would otherwise stay resident beside its fp32 copy (peak RSS 6.6 GB for the 1.1B shape,
 // whose fp32 weights are 4.4 GB).
 const float* as_f32(const RawTensor& t, const TensorSet& source, OwnedTensors& owned) {
