@@ -30,6 +30,7 @@ struct QuantizeOptions {
   int group = 128;
   bool sym = false, dry_run = false, force = false;
   ClipCliOptions clip;
+  RotateCliOptions rotate;
   bool format_flags_given = false;  // --bits/--group/--sym/--format on the command line
   int threads = 0;
   GptqCliOptions gptq;
@@ -66,7 +67,7 @@ void print_plan(const Plan& plan) {
 void run_quantize(const QuantizeOptions& o) {
   set_threads(o.threads);
   const auto t0 = std::chrono::steady_clock::now();
-  Checkpoint ck = unwrap(load_checkpoint(o.model, o.tokenizer));
+  Checkpoint ck = maybe_rotate(unwrap(load_checkpoint(o.model, o.tokenizer)), o.rotate);
   Recipe recipe;
   // Dynamic quantization is RTN on the weights (int8 per output channel, symmetric, unless told
   // otherwise) plus a flag in the checkpoint that makes the runtime quantize activations per token.
@@ -84,6 +85,7 @@ void run_quantize(const QuantizeOptions& o) {
   if (o.budget.active()) {
     BudgetCliOptions budget_options = o.budget;
     budget_options.measure.clip = o.clip.search();  // a table measured now uses the same quantizer
+    if (o.rotate.on) budget_options.measure.rotation = o.rotate.seed;  // and the same weights
     budget = choose_budget_recipe(ck, budget_options, weight_method, o.gptq, o.dtype, !o.recipe.empty());
     recipe = budget->recipe;
   }
@@ -171,6 +173,7 @@ void add_quantize_command(CLI::App& app) {
       "--format", o->format, "A format spec instead of --bits/--group/--sym: e.g. int4g128, nf4, fp8_e4m3"));
   cmd->add_option("--recipe", o->recipe, "JSON recipe: ordered rules \"pattern → format\" (first match wins)");
   add_clip_options(*cmd, o->clip);
+  add_rotate_options(*cmd, o->rotate);
   cmd->add_flag("--dry-run", o->dry_run, "Print the resolved plan per tensor (bytes, bits/weight) and stop");
   cmd->add_flag("--force", o->force, "Replace an existing output directory");
   cmd->add_option("--dtype", o->dtype, "Stored type of tensors kept in floating point: f32, f16, bf16")

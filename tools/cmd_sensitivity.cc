@@ -18,6 +18,7 @@ struct SensitivityCommandOptions {
   SensitivityCliOptions measure;
   GptqCliOptions gptq;
   ClipCliOptions clip;
+  RotateCliOptions rotate;
 };
 
 void print_table(const SensitivityTable& t) {
@@ -45,9 +46,10 @@ void print_table(const SensitivityTable& t) {
 
 void run_sensitivity(const SensitivityCommandOptions& o) {
   set_threads(o.threads);
-  Checkpoint ck = unwrap(load_checkpoint(o.model, o.tokenizer));
+  Checkpoint ck = maybe_rotate(unwrap(load_checkpoint(o.model, o.tokenizer)), o.rotate);
   SensitivityCliOptions measure = o.measure;
   measure.clip = o.clip.search();
+  if (o.rotate.on) measure.rotation = o.rotate.seed;
   SensitivityTable table = compute_sensitivity(ck, measure, o.method, o.gptq);
   const std::string json = sensitivity_to_json(table);
   if (!o.output.empty()) check(write_text_file_atomic(o.output, json));
@@ -76,6 +78,7 @@ void add_sensitivity_command(CLI::App& app) {
   add_sensitivity_options(*cmd, o->measure);
   add_gptq_options(*cmd, o->gptq);
   add_clip_options(*cmd, o->clip);
+  add_rotate_options(*cmd, o->rotate);
   cmd->footer(
       "Examples:\n"
       "  lowbit sensitivity stories260K.bin --calib calib_tokens.bin -o sens.json\n"

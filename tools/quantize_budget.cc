@@ -128,6 +128,7 @@ SensitivityTable compute_sensitivity(const Checkpoint& ck, const SensitivityCliO
                                                         if (!bar) bar = std::make_unique<ProgressBar>("sensitivity", total);
                                                         bar->update(done, what);
                                                       }));
+  table.rotation_seed = o.rotation;
   if (bar) bar->finish();
   return table;
 }
@@ -208,6 +209,15 @@ BudgetChoice choose_budget_recipe(const Checkpoint& ck, const BudgetCliOptions& 
                    "ranks damages of a different quantizer (measure the table with the same --clip)\n",
                    o.sensitivity.c_str(), clip_search_name(*c.table.clip).c_str(),
                    clip_search_name(o.measure.clip).c_str());
+    if (c.table.rotation_seed != o.measure.rotation) {
+      auto name = [](const std::optional<uint64_t>& seed) {
+        return seed ? fmt::format("--rotate --rotate-seed {}", *seed) : std::string("no rotation");
+      };
+      std::fprintf(stderr,
+                   "warning: %s was measured with %s but this quantize uses %s: the allocation ranks damages of "
+                   "different weights (measure the table with the same rotation)\n",
+                   o.sensitivity.c_str(), name(c.table.rotation_seed).c_str(), name(o.measure.rotation).c_str());
+    }
   } else {
     c.table = compute_sensitivity(ck, o.measure, method, gptq);
     std::printf("sensitivity: measured %zu items × %zu formats with %s in %.1f s; proxy vs KLD rank correlation %.3f\n",

@@ -40,6 +40,7 @@ struct SensitivityCliOptions {
   std::string base;                // measure with every other item at this format ("" = FP)
   std::string base_recipe;         // or with every tensor at its format in this recipe (refinement)
   ClipSearch clip;                 // clipping search of RTN and GPTQ fits (quantize's --clip)
+  std::optional<uint64_t> rotation;  // the seed when the model was rotated first (--rotate)
 };
 
 // Registers --formats, --windows, --group-by, --base, --base-recipe on a command.

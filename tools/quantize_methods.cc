@@ -9,6 +9,7 @@
 #include "base/progress.h"
 #include "calib/calibration_data.h"
 #include "calib/gptq_driver.h"
+#include "calib/rotate_checkpoint.h"
 #include "calib/streamed_model.h"
 #include "eval/token_data.h"
 #include "cli_common.h"
@@ -39,6 +40,24 @@ void add_clip_options(CLI::App& cmd, ClipCliOptions& o) {
   cmd.add_option("--clip-min", o.min_shrink, "With --clip: smallest shrink factor of the min/max range")
       ->capture_default_str()
       ->check(CLI::Range(0.01f, 1.0f));
+}
+
+void add_rotate_options(CLI::App& cmd, RotateCliOptions& o) {
+  cmd.add_flag("--rotate", o.on,
+               "Rotate the model first (QuaRot-style, same function, no run-time cost): a random orthogonal "
+               "(Hadamard) rotation of the residual stream and of each value head folded into the weights, "
+               "which spreads outliers so that low-bit grids fit better; the head is then stored untied");
+  cmd.add_option("--rotate-seed", o.seed, "Seed of the rotation")->capture_default_str();
+}
+
+Checkpoint maybe_rotate(Checkpoint ck, const RotateCliOptions& o) {
+  if (!o.on) return ck;
+  RotationOptions options;
+  options.seed = o.seed;
+  Checkpoint rotated = unwrap(rotate_checkpoint(ck, options));
+  std::fprintf(stderr, "lowbit: rotated: residual stream (%d) and value heads (%d), seed %llu; norms folded, head untied\n",
+              ck.config.dim, ck.config.head_dim, (unsigned long long)o.seed);
+  return rotated;
 }
 
 namespace {

@@ -42,6 +42,17 @@ struct ClipCliOptions {
 
 void add_clip_options(CLI::App& cmd, ClipCliOptions& o);
 
+// --rotate / --rotate-seed: an orthogonal rotation of the residual stream and of each value head,
+// folded into the weights before quantizing (calib/rotate_checkpoint.h).
+struct RotateCliOptions {
+  bool on = false;
+  uint64_t seed = 0;
+};
+
+void add_rotate_options(CLI::App& cmd, RotateCliOptions& o);
+// The rotated checkpoint when o.on (prints one line saying so), else `ck` unchanged.
+Checkpoint maybe_rotate(Checkpoint ck, const RotateCliOptions& o);
+
 struct QuantizedTensors {
   QuantizedWeights matrices;
   std::vector<std::string> report;  // extra summary lines (e.g. GPTQ proxy losses)

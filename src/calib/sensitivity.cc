@@ -362,6 +362,7 @@ std::string sensitivity_to_json(const SensitivityTable& t) {
   j["base_format"] = t.base_format;
   j["base_kld"] = t.base_kld;
   if (t.clip) j["clip"] = {{"steps", t.clip->steps}, {"min_shrink", t.clip->min_shrink}};
+  if (t.rotation_seed) j["rotation"] = {{"seed", *t.rotation_seed}};
   j["calibration_windows"] = t.calibration_windows;
   j["measure_windows"] = t.measure_windows;
   j["tokens_scored"] = t.tokens_scored;
@@ -413,6 +414,12 @@ Result<SensitivityTable> parse_sensitivity_json(const std::string& text, const s
       const ClipSearch clip{c["steps"].get<int>(), c["min_shrink"].get<float>()};
       if (Status valid = validate_clip_search(clip); !valid.ok()) return bad("\"clip\": " + valid.message());
       t.clip = clip;
+    }
+    if (j.contains("rotation")) {
+      const json& r = j["rotation"];
+      if (!r.is_object() || !r.contains("seed") || !r["seed"].is_number_unsigned())
+        return bad("\"rotation\" must be {\"seed\": non-negative integer}");
+      t.rotation_seed = r["seed"].get<uint64_t>();
     }
     if (!j.contains("formats") || !j["formats"].is_array() || j["formats"].empty() || j["formats"].size() > 255)
       return bad("\"formats\" must be a list of 1..255 format specs");

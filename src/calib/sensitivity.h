@@ -85,6 +85,9 @@ struct SensitivityTable {
   // empty for tables written before it was recorded. quantize --sensitivity warns when its own
   // --clip differs: the damages would rank a different quantizer than the one that runs.
   std::optional<ClipSearch> clip;
+  // Set when the model was rotated before measuring (calib/rotate_checkpoint.h, quantize --rotate):
+  // the seed of that rotation. quantize --sensitivity warns when its own rotation differs.
+  std::optional<uint64_t> rotation_seed;
   double base_kld = 0;              // KLD with every item at the base format (0 without one)
   int64_t calibration_windows = 0;  // Hessian windows
   int64_t measure_windows = 0;

@@ -132,6 +132,7 @@ TEST_F(Sensitivity, LayerGroupsAndJsonRoundTrip) {
   with_clip.rtn_clip = ClipSearch{4, 0.8f};
   auto table = measure_sensitivity(fp_, windows_, with_clip);
   ASSERT_TRUE(table.ok()) << table.status().message();
+  table->rotation_seed = 17;  // set by the command that rotated the model (quantize_budget.cc)
   ASSERT_EQ(table->items.size(), size_t(fp_->config().n_layers));
   EXPECT_EQ(table->items[0].tensors.size(), 7u);
   const std::string text = sensitivity_to_json(*table);
@@ -149,6 +150,7 @@ TEST_F(Sensitivity, LayerGroupsAndJsonRoundTrip) {
   // The clipping search the cells were quantized with travels with the table.
   ASSERT_TRUE(back->clip.has_value());
   EXPECT_EQ(*back->clip, with_clip.rtn_clip);
+  EXPECT_EQ(back->rotation_seed, std::optional<uint64_t>(17));
 
   // Hostile or mismatched tables fail with one line naming the file.
   auto expect_error = [&](std::string bad, const std::string& needle) {
@@ -173,6 +175,9 @@ TEST_F(Sensitivity, LayerGroupsAndJsonRoundTrip) {
   const std::string clip_steps = "\"steps\": " + std::to_string(table->clip->steps);
   bad_clip.replace(bad_clip.find(clip_steps), clip_steps.size(), "\"steps\": -3");
   expect_error(bad_clip, "\"clip\": clip search steps -3 outside [0, 1000]");
+  std::string bad_rotation = text;
+  bad_rotation.replace(bad_rotation.find("\"seed\": 17"), 10, "\"seed\": -1");
+  expect_error(bad_rotation, "\"rotation\" must be {\"seed\": non-negative integer}");
   expect_error("[1, 2]", "not a JSON object");
   expect_error("{\"formats\": [\"int4\"], \"items\": [{\"name\": \"x\"}]}", "malformed");
 }

@@ -3,7 +3,9 @@
 #include <cblas.h>
 #include <lapacke.h>
 
+#include <bit>
 #include <climits>
+#include <cmath>
 
 namespace lowbit::linalg {
 namespace {
@@ -12,6 +14,18 @@ namespace {
 int as_int(int64_t v) {
   LOWBIT_CHECK(v >= 0 && v <= INT_MAX);
   return int(v);
+}
+
+// splitmix64: a platform-independent stream (std::normal_distribution differs between libraries).
+uint64_t next_random(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+double next_uniform_open(uint64_t& state) {  // in (0, 1)
+  return (double(next_random(state) >> 11) + 0.5) * 0x1.0p-53;
 }
 
 void zero_strict_lower(std::span<double> a, int64_t n) {
@@ -71,6 +85,38 @@ Status cholesky_inverse_upper(std::span<double> a, int64_t n) {
   Status status = cholesky_upper(a, n);
   if (!status.ok()) return status.with_context("inverse is numerically not positive definite");
   return Status::Ok();
+}
+
+std::vector<double> random_orthogonal(int64_t n, uint64_t seed) {
+  LOWBIT_CHECK(n > 0);
+  const size_t nn = size_t(n) * size_t(n);
+  std::vector<double> q(nn);
+  uint64_t state = seed;
+  if (std::has_single_bit(uint64_t(n))) {
+    const double scale = 1.0 / std::sqrt(double(n));
+    std::vector<double> sign(static_cast<size_t>(n));
+    for (auto& s : sign) s = (next_random(state) >> 63) ? -scale : scale;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        q[size_t(i * n + j)] = (std::popcount(uint64_t(i & j)) & 1) ? -sign[size_t(j)] : sign[size_t(j)];
+    return q;
+  }
+  for (size_t i = 0; i < nn; i += 2) {  // Box-Muller pairs
+    const double r = std::sqrt(-2.0 * std::log(next_uniform_open(state)));
+    const double t = 2.0 * M_PI * next_uniform_open(state);
+    q[i] = r * std::cos(t);
+    if (i + 1 < nn) q[i + 1] = r * std::sin(t);
+  }
+  std::vector<double> tau(static_cast<size_t>(n));
+  lapack_int info = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, as_int(n), as_int(n), q.data(), as_int(n), tau.data());
+  LOWBIT_CHECK(info == 0);
+  std::vector<double> r_sign(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) r_sign[size_t(j)] = q[size_t(j * n + j)] < 0 ? -1.0 : 1.0;
+  info = LAPACKE_dorgqr(LAPACK_ROW_MAJOR, as_int(n), as_int(n), as_int(n), q.data(), as_int(n), tau.data());
+  LOWBIT_CHECK(info == 0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) q[size_t(i * n + j)] *= r_sign[size_t(j)];
+  return q;
 }
 
 }  // namespace lowbit::linalg

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "base/status.h"
 
@@ -37,5 +38,12 @@ Status cholesky_upper(std::span<double> a, int64_t n);
 // matrix GPTQ walks column by column (torch: cholesky(cholesky_inverse(cholesky(H)), upper=True)).
 // Fails with kInvalidArgument when H, or numerically its inverse, is not positive definite.
 Status cholesky_inverse_upper(std::span<double> a, int64_t n);
+
+// A random orthogonal [n, n] matrix (row-major, fp64), the same for the same (n, seed) on every
+// platform. For n a power of two: the Walsh-Hadamard matrix with randomly signed columns, scaled by
+// 1/sqrt(n) (QuaRot's choice: every entry is ±1/sqrt(n), so every output coordinate mixes every
+// input coordinate equally). Otherwise: the Q factor of the QR decomposition of a Gaussian matrix
+// with Q's column signs matched to R's diagonal, which makes Q uniformly (Haar) distributed.
+std::vector<double> random_orthogonal(int64_t n, uint64_t seed);
 
 }  // namespace lowbit::linalg

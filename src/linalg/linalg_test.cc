@@ -170,5 +170,30 @@ TEST(Linalg, NotPositiveDefiniteFails) {
   EXPECT_TRUE(cholesky_inverse_upper(empty, 0).ok());
 }
 
+// QᵀQ = I to a few ulps of n (Householder QR and the exact ±1 Hadamard both keep orthogonality
+// to O(n·eps)), the same matrix for the same seed, another for another seed; powers of two get
+// the signed Hadamard form (every entry ±1/sqrt(n)).
+TEST(Linalg, RandomOrthogonalIsOrthogonalAndSeeded) {
+  for (int64_t n : {1, 2, 3, 8, 12, 64, 172}) {
+    SCOPED_TRACE(n);
+    const std::vector<double> q = random_orthogonal(n, 5);
+    double worst = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double dot = 0;
+        for (int64_t k = 0; k < n; ++k) dot += q[size_t(k * n + i)] * q[size_t(k * n + j)];
+        worst = std::max(worst, std::abs(dot - (i == j ? 1.0 : 0.0)));
+      }
+    EXPECT_LT(worst, 16 * double(n) * kEps);
+    EXPECT_EQ(q, random_orthogonal(n, 5));
+    if (n > 2) {
+      EXPECT_NE(q, random_orthogonal(n, 6));
+    }
+    if ((n & (n - 1)) == 0) {
+      for (double v : q) EXPECT_DOUBLE_EQ(std::abs(v), 1.0 / std::sqrt(double(n)));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lowbit::linalg
