@@ -76,12 +76,19 @@ TEST_F(SpeedCli, UnknownMethodFailsAndFormatsWithoutInt8KernelsWarn) {
 
 TEST_F(SpeedCli, BenchJsonHasOneObjectPerModelWithTheDocumentedKeys) {
   ASSERT_EQ(run_lowbit("quantize " + model() + " --method dynamic -o " + dir_.file("dyn")).exit_code, 0);
-  auto r = run_lowbit("bench " + model() + " " + dir_.file("dyn") +
+  ASSERT_EQ(run_lowbit("quantize " + model() + " --bits 3 --group 32 -o " + dir_.file("q3")).exit_code, 0);
+  auto r = run_lowbit("bench " + model() + " " + dir_.file("dyn") + " " + dir_.file("q3") +
                       " --threads 1 --prompt-tokens 8 --decode-tokens 4 --repeats 1 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_TRUE(j.is_array());
-  ASSERT_EQ(j.size(), 2u);
+  ASSERT_EQ(j.size(), 3u);
+  // The dequant share applies to weight-only kernels only: what decoding int3 adds over the same
+  // product on fp16 weights, as a share of decode time (timing: only its range is checked).
+  EXPECT_TRUE(j[0]["dequant_share"].is_null());
+  EXPECT_TRUE(j[1]["dequant_share"].is_null());
+  ASSERT_TRUE(j[2]["dequant_share"].is_number()) << j[2].dump();
+  EXPECT_GE(j[2]["dequant_share"].get<double>(), 0.0);
   for (const auto& m : j) {
     for (const char* key : {"model", "prefill_tokens_per_s", "decode_tokens_per_s", "weight_bytes", "peak_rss_bytes",
                             "roof_tokens_per_s", "decode_cpu_utilization"})

@@ -13,11 +13,13 @@
 // machine's bandwidth drifts with its neighbours' load (32-50 GB/s on the machine measured), so
 // each decode is compared with the probe taken just before it, and the median over repeats of
 // those ratios is the reported % of the roof.
-// Dequant share (weight-only kernels only): an unpack-only pass (the dequant kernel on
-// cache-resident rows, into an L1-resident buffer) gives the CPU cost of decoding a weight; times
-// the weights read per token, divided by the threads and by the measured decode time per token.
-// Decode overlaps this work with memory stalls, so it is the share of the threads' time spent
-// unpacking, not time it adds.
+// Dequant share (weight-only kernels only): the decode kernel itself on cache-resident rows, less
+// the same product on cache-resident fp16 weights (about the arithmetic alone), gives the CPU cost
+// of decoding a weight; times the weights
+// read per token, divided by the threads and by the measured decode time per token. Decode overlaps
+// this work with memory stalls, so it is the share of the threads' time spent decoding weights,
+// not time it adds. (Until session 6 an unpack-only pass, the dequant kernel storing every weight
+// to a buffer, stood in for it: slower than the fused kernel, it gave shares above 100%.)
 // CPU utilization while decoding (process CPU time / wall time / threads) says whether a low
 // figure was the kernels or the machine: on a shared machine other processes take the cores.
 #include <cblas.h>
@@ -189,17 +191,21 @@ double seconds_per_call(const std::function<void()>& fn) {
   return best;
 }
 
-// CPU seconds per weight of an unpack-only pass: the table's dequant kernel decoding
-// cache-resident rows one at a time into an L1-resident row buffer (the gemv's decode work, with
-// a store in place of the FMA).
-double unpack_seconds_per_weight(const kernels::PackedWeight& p) {
-  const kernels::DequantFn dequant = kernels::dequant_for(kernels::kernels(), p.kind);
+// CPU seconds per weight that decoding the format adds to a matrix-vector product: the table's
+// gemv kernel on cache-resident rows (one thread, ~64 Ki weights, within L2) less the same product
+// on fp16 weights (gemv_f16_f32, one conversion instruction per 16 weights: about the fp32
+// arithmetic alone), also cache-resident.
+double decode_seconds_per_weight(const kernels::PackedWeight& p) {
+  const kernels::KernelTable& table = kernels::kernels();
+  const kernels::GemvF32Fn gemv = kernels::gemv_for(table, p.kind);
+  if (gemv == nullptr || table.gemv_f16_f32 == nullptr) return 0.0;
   const int64_t rows = std::min<int64_t>(p.rows, std::max<int64_t>(1, 65536 / p.k_padded));
-  std::vector<float> row(static_cast<size_t>(p.k_padded));
-  const double t = seconds_per_call([&] {
-    for (int64_t r = 0; r < rows; ++r) dequant(p.view(), r, r + 1, row.data());
-  });
-  return t / double(rows * p.k_padded);
+  std::vector<float> x(static_cast<size_t>(p.k_padded), 0.5f), y(static_cast<size_t>(rows));
+  const std::vector<float> dense(static_cast<size_t>(rows * p.k_padded), 0.25f);
+  const auto f16 = kernels::pack_dense(dense.data(), rows, p.k_padded, kernels::PackedKind::kF16);
+  const double kernel = seconds_per_call([&] { gemv(p.view(), 0, rows, x.data(), y.data()); });
+  const double half = seconds_per_call([&] { table.gemv_f16_f32(f16->view(), 0, rows, x.data(), y.data()); });
+  return std::max(0.0, kernel - half) / double(rows * p.k_padded);
 }
 
 json bench_model(const std::string& path, const BenchOptions& o) {
@@ -235,9 +241,9 @@ json bench_model(const std::string& path, const BenchOptions& o) {
   double dequant_seconds = 0;
   bool weight_only_kernels = false;
   std::string format = "f32";
-  // The unpack rate depends on the kind and the row length only: measured once per pair (a model
+  // The decode cost depends on the kind and the row length only: measured once per pair (a model
   // has a handful; measuring each of its 155 linears took ~1.5 s).
-  std::map<std::pair<kernels::PackedKind, int64_t>, double> unpack_rate;
+  std::map<std::pair<kernels::PackedKind, int64_t>, double> decode_cost;
   // The block linears' format ("mixed" when they differ), and the head's when it differs from it.
   std::set<std::string> block_formats;
   const auto format_of = [&](const Linear& l) {
@@ -250,8 +256,8 @@ json bench_model(const std::string& path, const BenchOptions& o) {
     if (p != nullptr && p->scales.size() > 0 && !(l->dynamic_int8_activations && kernels::supports_qd8(*p))) {
       weight_only_kernels = true;
       const auto key = std::pair{p->kind, p->k_padded};
-      if (!unpack_rate.count(key)) unpack_rate[key] = unpack_seconds_per_weight(*p);
-      dequant_seconds += unpack_rate[key] * double(p->rows * p->k_padded);
+      if (!decode_cost.count(key)) decode_cost[key] = decode_seconds_per_weight(*p);
+      dequant_seconds += decode_cost[key] * double(p->rows * p->k_padded);
     }
   }
   format = block_formats.size() == 1 ? *block_formats.begin() : "mixed";
