@@ -54,7 +54,9 @@ Checkpoint maybe_rotate(Checkpoint ck, const RotateCliOptions& o) {
   if (!o.on) return ck;
   RotationOptions options;
   options.seed = o.seed;
-  Checkpoint rotated = unwrap(rotate_checkpoint(ck, options));
+  ProgressBar bar("rotate", ck.config.n_layers);
+  Checkpoint rotated = unwrap(rotate_checkpoint(ck, options, [&](int done, int) { bar.update(done); }));
+  bar.finish();
   std::fprintf(stderr, "lowbit: rotated: residual stream (%d) and value heads (%d), seed %llu; norms folded, head untied\n",
               ck.config.dim, ck.config.head_dim, (unsigned long long)o.seed);
   return rotated;

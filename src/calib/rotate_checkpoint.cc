@@ -1,5 +1,6 @@
 #include "calib/rotate_checkpoint.h"
 
+#include <cmath>
 #include <map>
 #include <vector>
 
@@ -42,22 +43,65 @@ uint64_t layer_seed(uint64_t seed, int layer) { return seed * 0x9E3779B97F4A7C15
 
 }  // namespace
 
-Result<Checkpoint> rotate_checkpoint(const Checkpoint& ck, const RotationOptions& options) {
+Result<Checkpoint> rotate_checkpoint(const Checkpoint& ck, const RotationOptions& options,
+                                     const RotationProgress& progress) {
   if (!ck.quantized.empty())
     return error(ErrorCode::kInvalidArgument, "{}: cannot rotate {}: it is already quantized (rotate the float model)",
                  ck.path, ck.quantized.begin()->first);
   const ModelConfig& c = ck.config;
-  std::map<std::string, Matrix> w;
-  for (const ExpectedTensor& e : expected_tensors(c)) {
-    const RawTensor* t = ck.tensors.find(e.name);
-    if (t == nullptr) return error(ErrorCode::kFormat, "{}: tensor {} is missing", ck.path, e.name);
-    w[e.name] = float_values(*t);
-  }
+  Checkpoint out;
+  out.path = ck.path;
+  out.format = ck.format;
+  out.config = c;
+  out.config.tied_embeddings = false;
+  out.tokenizer = ck.tokenizer;
+  out.tensors.metadata() = ck.tensors.metadata();
+  const std::vector<ExpectedTensor> expected = expected_tensors(out.config);
+
+  auto source = [&](const std::string& name) -> Result<const RawTensor*> {
+    const RawTensor* t = ck.tensors.find(name);
+    if (t == nullptr) return error(ErrorCode::kFormat, "{}: tensor {} is missing", ck.path, name);
+    return t;
+  };
+  // One block at a time, stored as soon as it is rotated: memory is the result plus one block.
+  // Stored as F32 where the source tensor was F32, else as F16 (the rotated values of an F16 or
+  // BF16 model are not exact in its type either; F16 keeps 11 bits, half the result's memory)
+  // unless a value is beyond F16's range.
+  std::map<std::string, Matrix> ready;
+  std::map<std::string, DType> source_dtype;
+  auto store = [&](const std::string& prefix) -> Status {
+    for (const ExpectedTensor& e : expected) {
+      if (e.name.rfind(prefix, 0) != 0 || !ready.count(e.name)) continue;
+      Matrix& values = ready.at(e.name);
+      DType dtype = source_dtype.count(e.name) && source_dtype.at(e.name) != DType::kF32 ? DType::kF16 : DType::kF32;
+      for (float v : values)
+        if (!(std::abs(v) <= 65504.0f)) dtype = DType::kF32;
+      LOWBIT_RETURN_IF_ERROR(out.tensors.add_owned(e.name, dtype, e.shape, encode_floats(values, dtype)));
+      ready.erase(e.name);
+    }
+    return Status::Ok();
+  };
+  auto load = [&](const std::string& name) -> Result<Matrix> {
+    LOWBIT_ASSIGN_OR_RETURN(const RawTensor* t, source(name));
+    source_dtype[name] = t->dtype;
+    return float_values(*t);
+  };
+
   const int64_t dim = c.dim, hd = c.head_dim, q_dim = c.q_dim();
   const Matrix q = orthogonal(dim, options.seed);
   const Matrix ones(size_t(dim), 1.0f);
+  {
+    LOWBIT_ASSIGN_OR_RETURN(Matrix embedding, load(tn::embed()));
+    ready[tn::embed()] = times_transpose(embedding, dim, q);
+    LOWBIT_RETURN_IF_ERROR(store(tn::embed()));
+  }
   for (int l = 0; l < c.n_layers; ++l) {
-    auto at = [&](const char* suffix) -> Matrix& { return w.at(tn::layer(l, suffix)); };
+    const std::string prefix = tn::layer(l, "");
+    for (const ExpectedTensor& e : expected)
+      if (e.name.rfind(prefix, 0) == 0) {
+        LOWBIT_ASSIGN_OR_RETURN(ready[e.name], load(e.name));
+      }
+    auto at = [&](const char* suffix) -> Matrix& { return ready.at(tn::layer(l, suffix)); };
     for (const char* reader : {tn::kQ, tn::kK, tn::kV}) {
       scale_columns(at(reader), dim, at(tn::kAttnNorm));
       at(reader) = times_transpose(at(reader), dim, q);
@@ -87,7 +131,7 @@ Result<Checkpoint> rotate_checkpoint(const Checkpoint& ck, const RotationOptions
       }
       // o's columns [h·hd, (h+1)·hd) read query head h's output, which mixes kv head h / group's
       // values: they become o_h · Rᵀ (every query head, whichever kv head it shares).
-      Matrix block(size_t(dim * hd)), rotated(size_t(dim * hd));
+      Matrix rotated(size_t(dim * hd));
       for (int h = 0; h < c.n_heads; ++h) {
         linalg::gemm_f32(false, true, dim, hd, hd, 1.0f, o.data() + h * hd, q_dim, r.data(), hd, 0.0f, rotated.data(),
                          hd);
@@ -97,26 +141,18 @@ Result<Checkpoint> rotate_checkpoint(const Checkpoint& ck, const RotationOptions
     }
     o = rotate_rows(q, o, dim);
     at(tn::kDown) = rotate_rows(q, at(tn::kDown), dim);
+    LOWBIT_RETURN_IF_ERROR(store(prefix));
+    if (progress) progress(l + 1, c.n_layers);
   }
   // The head reads the final norm's output: its gain folds in, so it leaves the embedding.
-  Matrix head = c.tied_embeddings ? w.at(tn::embed()) : w.at(tn::lm_head());
-  scale_columns(head, dim, w.at(tn::final_norm()));
-  w[tn::lm_head()] = times_transpose(head, dim, q);
-  w.at(tn::embed()) = times_transpose(w.at(tn::embed()), dim, q);
-  w.at(tn::final_norm()) = ones;
-
-  Checkpoint out;
-  out.path = ck.path;
-  out.format = ck.format;
-  out.config = c;
-  out.config.tied_embeddings = false;
-  out.tokenizer = ck.tokenizer;
-  out.tensors.metadata() = ck.tensors.metadata();
-  for (const ExpectedTensor& e : expected_tensors(out.config)) {
-    Matrix& values = w.at(e.name);
-    LOWBIT_RETURN_IF_ERROR(out.tensors.add_owned(e.name, DType::kF32, e.shape, encode_floats(values, DType::kF32)));
-    Matrix().swap(values);  // one copy at a time
-  }
+  LOWBIT_ASSIGN_OR_RETURN(Matrix head, load(c.tied_embeddings ? tn::embed() : tn::lm_head()));
+  source_dtype[tn::lm_head()] = source_dtype.at(c.tied_embeddings ? tn::embed() : tn::lm_head());
+  LOWBIT_ASSIGN_OR_RETURN(const Matrix final_norm, load(tn::final_norm()));
+  scale_columns(head, dim, final_norm);
+  ready[tn::final_norm()] = ones;
+  ready[tn::lm_head()] = times_transpose(head, dim, q);
+  LOWBIT_RETURN_IF_ERROR(store(tn::final_norm()));
+  LOWBIT_RETURN_IF_ERROR(store(tn::lm_head()));
   return out;
 }
 

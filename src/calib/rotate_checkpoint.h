@@ -17,10 +17,12 @@
 //
 // The head can no longer share the embedding (it carries the final norm's gain), so the result
 // has tied_embeddings = false and its own lm_head.weight. Every tensor of the result is an owned
-// F32 copy (memory: the fp32 model once more).
+// copy, F32 where the source was F32, else F16 (the model once more in memory; one block at a
+// time beside it while rotating).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "base/status.h"
 #include "model/checkpoint.h"
@@ -32,7 +34,11 @@ struct RotationOptions {
   bool value_heads = true;  // also rotate v/o per head
 };
 
+// (layers done, layers total) after each block; a 7B model's rotation is minutes of sgemm.
+using RotationProgress = std::function<void(int, int)>;
+
 // Fails (kInvalidArgument, naming ck.path) on a checkpoint that holds quantized weights.
-Result<Checkpoint> rotate_checkpoint(const Checkpoint& ck, const RotationOptions& options);
+Result<Checkpoint> rotate_checkpoint(const Checkpoint& ck, const RotationOptions& options,
+                                     const RotationProgress& progress = {});
 
 }  // namespace lowbit

@@ -24,8 +24,8 @@ std::vector<double> reference_logits(const Checkpoint& ck, const std::vector<int
 // The rotated model computes the same function: logits (double reference forward, so only the
 // fp32 rounding of the rotated weights differs) agree to the bound of forward_test.cc, with
 // gains folded, norms at one and the head untied; and the weights did change.
-void expect_same_function(const ModelConfig& c, const RotationOptions& options) {
-  const Checkpoint ck = make_random_checkpoint(c, 3);
+void expect_same_function(const ModelConfig& c, const RotationOptions& options, DType dtype = DType::kF32) {
+  const Checkpoint ck = make_random_checkpoint(c, 3, dtype);
   auto rotated = rotate_checkpoint(ck, options);
   ASSERT_TRUE(rotated.ok()) << rotated.status().message();
   EXPECT_FALSE(rotated->config.tied_embeddings);
@@ -48,9 +48,16 @@ void expect_same_function(const ModelConfig& c, const RotationOptions& options) 
     scale = std::max(scale, std::abs(want[i]));
     worst = std::max(worst, std::abs(want[i] - got[i]));
   }
+  // The rotated weights are rounded once more to the stored type (an F16 or BF16 source is stored
+  // as F16). F32: forward_test.cc's bound. F16 (u = 2^-11): the roundings of independent weights
+  // add in quadrature, so each layer moves a logit by about u times its scale (measured 0.001 x
+  // scale); 8 is slack. A gain left unfolded moves them by ~0.2 x scale.
+  for (const RawTensor& t : rotated->tensors.tensors()) EXPECT_EQ(t.dtype, dtype == DType::kF32 ? DType::kF32 : DType::kF16);
   const double k = std::max(c.dim, c.hidden_dim);
-  EXPECT_LT(worst, (c.n_layers + 1) * std::sqrt(k) * std::ldexp(1.0, -24) * 64 * std::max(1.0, scale))
-      << "scale " << scale;
+  const double bound = dtype == DType::kF32
+                           ? (c.n_layers + 1) * std::sqrt(k) * std::ldexp(1.0, -24) * 64 * std::max(1.0, scale)
+                           : (c.n_layers + 1) * std::ldexp(1.0, -11) * 8 * std::max(1.0, scale);
+  EXPECT_LT(worst, bound) << "scale " << scale;
   EXPECT_GT(scale, 0.1);
 }
 
@@ -73,6 +80,11 @@ TEST(RotateCheckpoint, SameFunctionQrRotationBiasesUntiedHead) {
   c.attention_bias = true;
   c.tied_embeddings = false;
   expect_same_function(c, {});
+}
+
+TEST(RotateCheckpoint, SameFunctionFromHalfPrecisionStoredAsF16) {
+  expect_same_function(tiny_test_config(), {}, DType::kF16);
+  expect_same_function(tiny_test_config(), {}, DType::kBF16);
 }
 
 TEST(RotateCheckpoint, RefusesQuantizedCheckpoint) {
