@@ -212,7 +212,6 @@ class TokenGroups {
 template <typename MakePanel>
 void run_panels(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
                 float* y, int64_t ldy, MakePanel make_panel) {
-  configure_tiles();
   const int64_t blocks = w.k_padded / kBlock;
   const int64_t blocks_per_group = w.group_size / kBlock;
   const TokenGroups tg(a, blocks);
@@ -221,6 +220,10 @@ void run_panels(const PackedWeightView& w, int64_t row_begin, int64_t row_end, c
     const bool two = p + 1 < p_end;
     const Panel pa = make_panel(p, 0);
     const Panel pb = two ? make_panel(p + 1, 1) : pa;
+    // Configured again after make_panel, right before the tile instructions: in session 6 a 1 MB
+    // allocation made between the configuration and the first tile instruction ended in SIGILL
+    // (the configuration was gone); make_panel may allocate. ldtilecfg is cheap next to a panel.
+    configure_tiles();
     for (int64_t g = 0; g < tg.size(); g += 2)
       amx_2x2(pa, pb, two, tg.at(g), tg.at(g + 1), blocks, w.groups_per_row, blocks_per_group, y, ldy, row_begin,
               row_end);
