@@ -15,10 +15,9 @@
 // those ratios is the reported % of the roof.
 // Dequant share (weight-only kernels only): the decode kernel itself on cache-resident rows, less
 // the same product on cache-resident fp16 weights (about the arithmetic alone), gives the CPU cost
-// of decoding a weight; times the weights
-// read per token, divided by the threads and by the measured decode time per token. Decode overlaps
-// this work with memory stalls, so it is the share of the threads' time spent decoding weights,
-// not time it adds. (Until session 6 an unpack-only pass, the dequant kernel storing every weight
+// of decoding a weight; times the weights read per token, divided by the threads and by the
+// measured decode time per token. Decode overlaps this work with memory stalls, so it is the share
+// of the threads' time spent decoding weights, not time it adds. (Until session 6 an unpack-only pass, the dequant kernel storing every weight
 // to a buffer, stood in for it: slower than the fused kernel, it gave shares above 100%.)
 // CPU utilization while decoding (process CPU time / wall time / threads) says whether a low
 // figure was the kernels or the machine: on a shared machine other processes take the cores.

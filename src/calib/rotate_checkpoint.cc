@@ -39,6 +39,17 @@ Matrix rotate_rows(const Matrix& r, const Matrix& w, int64_t rows) {
   return out;
 }
 
+// m [heads·hd, cols]: each head's hd rows become r · those rows (v's weights, cols = dim, and its
+// bias, cols = 1).
+void rotate_head_rows(Matrix& m, int heads, int64_t hd, const Matrix& r) {
+  const int64_t block = int64_t(m.size()) / heads;  // hd rows
+  for (int j = 0; j < heads; ++j) {
+    const Matrix head(m.begin() + j * block, m.begin() + (j + 1) * block);
+    const Matrix rotated = rotate_rows(r, head, hd);
+    std::copy(rotated.begin(), rotated.end(), m.begin() + j * block);
+  }
+}
+
 uint64_t layer_seed(uint64_t seed, int layer) { return seed * 0x9E3779B97F4A7C15ull + uint64_t(layer) + 1; }
 
 }  // namespace
@@ -58,11 +69,6 @@ Result<Checkpoint> rotate_checkpoint(const Checkpoint& ck, const RotationOptions
   out.tensors.metadata() = ck.tensors.metadata();
   const std::vector<ExpectedTensor> expected = expected_tensors(out.config);
 
-  auto source = [&](const std::string& name) -> Result<const RawTensor*> {
-    const RawTensor* t = ck.tensors.find(name);
-    if (t == nullptr) return error(ErrorCode::kFormat, "{}: tensor {} is missing", ck.path, name);
-    return t;
-  };
   // One block at a time, stored as soon as it is rotated: memory is the result plus one block.
   // Stored as F32 where the source tensor was F32, else as F16 (the rotated values of an F16 or
   // BF16 model are not exact in its type either; F16 keeps 11 bits, half the result's memory)
@@ -82,7 +88,8 @@ Result<Checkpoint> rotate_checkpoint(const Checkpoint& ck, const RotationOptions
     return Status::Ok();
   };
   auto load = [&](const std::string& name) -> Result<Matrix> {
-    LOWBIT_ASSIGN_OR_RETURN(const RawTensor* t, source(name));
+    const RawTensor* t = ck.tensors.find(name);
+    if (t == nullptr) return error(ErrorCode::kFormat, "{}: tensor {} is missing", ck.path, name);
     source_dtype[name] = t->dtype;
     return float_values(*t);
   };
@@ -115,20 +122,8 @@ Result<Checkpoint> rotate_checkpoint(const Checkpoint& ck, const RotationOptions
     Matrix& o = at(tn::kO);  // [dim, q_dim]
     if (options.value_heads) {
       const Matrix r = orthogonal(hd, layer_seed(options.seed, l));
-      Matrix& v = at(tn::kV);  // [kv_dim, dim]: kv head j's rows [j·hd, (j+1)·hd)
-      for (int j = 0; j < c.n_kv_heads; ++j) {
-        const Matrix head(v.begin() + j * hd * dim, v.begin() + (j + 1) * hd * dim);
-        const Matrix rotated = rotate_rows(r, head, hd);
-        std::copy(rotated.begin(), rotated.end(), v.begin() + j * hd * dim);
-      }
-      if (c.attention_bias) {
-        Matrix& b = at(tn::kVBias);
-        for (int j = 0; j < c.n_kv_heads; ++j) {
-          const Matrix head(b.begin() + j * hd, b.begin() + (j + 1) * hd);
-          const Matrix rotated = rotate_rows(r, head, hd);
-          std::copy(rotated.begin(), rotated.end(), b.begin() + j * hd);
-        }
-      }
+      rotate_head_rows(at(tn::kV), c.n_kv_heads, hd, r);  // [kv_dim, dim]: kv head j's rows [j·hd, (j+1)·hd)
+      if (c.attention_bias) rotate_head_rows(at(tn::kVBias), c.n_kv_heads, hd, r);
       // o's columns [h·hd, (h+1)·hd) read query head h's output, which mixes kv head h / group's
       // values: they become o_h · Rᵀ (every query head, whichever kv head it shares).
       Matrix rotated(size_t(dim * hd));
