@@ -44,8 +44,8 @@ std::vector<float> random_floats(int64_t n, uint32_t seed, float stddev) {
   return v;
 }
 
-// Random codes and plausible scales/zeros in the given format ("SPEC:panels": int8 per channel
-// packed in the kQ8P VNNI panels).
+// Random codes and plausible scales/zeros in the given format ("SPEC:panels": int8 per channel,
+// int4, int3 and int2 packed in the kQ8P / kQ4P / kQ3P / kQ2P VNNI panels).
 std::shared_ptr<const PackedWeight> random_packed(const std::string& format, const Shape& s) {
   const bool panels = format.ends_with(":panels");
   const std::string spec_text = format.substr(0, format.find(':'));
@@ -130,6 +130,9 @@ const Case kCases[] = {
     {"qd8_q3g128", "int3g128", true},  // W3A8
     {"qd8_q2g128", "int2g128", true},  // W2A8
     {"qd8_q8p", "int8_sym:panels", true},  // W8A8, kQ8P panels
+    {"qd8_q4p", "int4g128:panels", true},  // W4A8, kQ4P panels
+    {"qd8_q3p", "int3g128:panels", true},  // W3A8, kQ3P panels
+    {"qd8_q2p", "int2g128:panels", true},  // W2A8, kQ2P panels
 };
 
 // Collects real time per benchmark and prints each as a ratio to f32_blas of the same op/shape.

@@ -229,7 +229,7 @@ json bench_model(const std::string& path, const BenchOptions& o) {
     const kernels::PackedWeight* p = active_packed(*l);
     if (o.int8_activations && p != nullptr && kernels::supports_qd8(*p) && !l->dynamic_int8_activations) {
       l->dynamic_int8_activations = true;
-      prepare_linear(*l);  // int8 per channel is repacked in the W8A8 panel layout where preferred
+      prepare_linear(*l);  // int8 per channel and int4/3/2 are repacked in VNNI panels where preferred
     }
     if (o.dense != "f32") pack_dense_linear(*l, o.dense == "f16" ? kernels::PackedKind::kF16 : kernels::PackedKind::kBF16);
   }

@@ -135,6 +135,8 @@ GemvF32Fn gemv_for(const KernelTable& t, PackedKind kind) {
     case PackedKind::kFP8: return t.gemv_fp8c_f32;
     case PackedKind::kQ8P: return t.gemv_q8p_f32;
     case PackedKind::kQ4P: return t.gemv_q4p_f32;
+    case PackedKind::kQ2P: return t.gemv_q2p_f32;
+    case PackedKind::kQ3P: return t.gemv_q3p_f32;
   }
   return nullptr;
 }
@@ -151,6 +153,8 @@ DequantFn dequant_for(const KernelTable& t, PackedKind kind) {
     case PackedKind::kFP8: return t.dequant_fp8c_f32;
     case PackedKind::kQ8P: return t.dequant_q8p_f32;
     case PackedKind::kQ4P: return t.dequant_q4p_f32;
+    case PackedKind::kQ2P: return t.dequant_q2p_f32;
+    case PackedKind::kQ3P: return t.dequant_q3p_f32;
   }
   return nullptr;
 }
@@ -163,6 +167,8 @@ GemmQd8Fn gemm_qd8_for(const KernelTable& t, PackedKind kind) {
     case PackedKind::kQ2: return t.gemm_qd8_q2g_f32;
     case PackedKind::kQ8P: return t.gemm_qd8_q8p_f32;
     case PackedKind::kQ4P: return t.gemm_qd8_q4p_f32;
+    case PackedKind::kQ2P: return t.gemm_qd8_q2p_f32;
+    case PackedKind::kQ3P: return t.gemm_qd8_q3p_f32;
     default: return nullptr;
   }
 }
@@ -179,6 +185,8 @@ const char* packed_kind_name(PackedKind kind) {
     case PackedKind::kFP8: return "fp8c";
     case PackedKind::kQ8P: return "q8p";
     case PackedKind::kQ4P: return "q4p";
+    case PackedKind::kQ2P: return "q2p";
+    case PackedKind::kQ3P: return "q3p";
   }
   return "?";
 }

@@ -9,7 +9,8 @@
 //
 // where <weights> is f16 | bf16 | q8g | q4g | q3g | q2g (integer grid, per group; per channel is
 // one group spanning the row) | nf4g | fp8c (E4M3, one scale per row) | q8p (int8 per channel in
-// VNNI panels) | q4p (int4 per group in double VNNI panels); for the panel kinds only the qd8
+// VNNI panels) | q4p (int4 per group in double VNNI panels) | q2p / q3p (int2 / int3 per group in
+// quad VNNI panels); for the panel kinds only the qd8
 // gemm is fast, the other entries are the reference. Layouts:
 // kernel_types.h.
 //
@@ -63,6 +64,8 @@ struct KernelTable {
   GemvF32Fn gemv_fp8c_f32 = nullptr;
   GemvF32Fn gemv_q8p_f32 = nullptr;
   GemvF32Fn gemv_q4p_f32 = nullptr;
+  GemvF32Fn gemv_q2p_f32 = nullptr;
+  GemvF32Fn gemv_q3p_f32 = nullptr;
 
   // Weight-only: tiles for prefill.
   DequantFn dequant_f16_f32 = nullptr;
@@ -75,6 +78,8 @@ struct KernelTable {
   DequantFn dequant_fp8c_f32 = nullptr;
   DequantFn dequant_q8p_f32 = nullptr;
   DequantFn dequant_q4p_f32 = nullptr;
+  DequantFn dequant_q2p_f32 = nullptr;
+  DequantFn dequant_q3p_f32 = nullptr;
 
   // Dynamic int8 activations: W8A8, W4A8, W3A8, W2A8.
   QuantizeQd8Fn quantize_f32_qd8 = nullptr;
@@ -84,12 +89,15 @@ struct KernelTable {
   GemmQd8Fn gemm_qd8_q2g_f32 = nullptr;
   GemmQd8Fn gemm_qd8_q8p_f32 = nullptr;
   GemmQd8Fn gemm_qd8_q4p_f32 = nullptr;
+  GemmQd8Fn gemm_qd8_q2p_f32 = nullptr;
+  GemmQd8Fn gemm_qd8_q3p_f32 = nullptr;
   // Element-wise (exp in a vectorized polynomial on AVX2 / AVX-512; the reference uses std::exp).
   SiluMulFn silu_mul_f32 = nullptr;
   SoftmaxFn softmax_f32 = nullptr;
 
-  // Whether int8 per-channel and int4 weights of layers with dynamic int8 activations should be
-  // packed as kQ8P / kQ4P (this table's gemm_qd8_q8p_f32 and gemm_qd8_q4p_f32 are fast).
+  // Whether int8 per-channel, int4, int3 and int2 weights of layers with dynamic int8 activations
+  // should be packed as kQ8P / kQ4P / kQ3P / kQ2P (this table's gemm_qd8_q8p/q4p/q3p/q2p_f32 are
+  // fast).
   bool prefers_panels = false;
 };
 

@@ -34,6 +34,22 @@ namespace lowbit::kernels {
 //                 64 + (r % 16) * 4 + k % 4; row_bytes = k_padded / 2. One load then feeds two
 //                 vpdpbusd (16 rows each) after one AND per half: the high half is used as 16 x
 //                 code, and its 1/16 is folded into its rows' scales, so no shift.
+//   kQ2P          int2 codes in quad VNNI panels, the same for 2 bits: rows in quad panels of 64
+//                 (the last padded with code 0, scale 0, zero 0); byte 4i + k % 4 of a step's 64
+//                 bytes holds rows i, 16 + i, 32 + i and 48 + i in its bit pairs 0-1, 2-3, 4-5 and
+//                 6-7. Code (r, k) is bit pair (r % 64) / 16 of byte (r / 64) * 16 * k_padded +
+//                 (k / 4) * 64 + (r % 16) * 4 + k % 4; row_bytes = k_padded / 4. One load feeds
+//                 four vpdpbusd after one AND each; quarter q is used as 4^q x code.
+//   kQ3P          int3 codes in quad VNNI panels of 64 rows like kQ2P, in pieces of 8 inputs (two
+//                 steps s = 2t, 2t + 1), 192 bytes each: the low bit pairs of step 2t as kQ2P (64
+//                 bytes), those of step 2t + 1 (64 bytes), then one 64-byte high plane whose byte
+//                 4i + k % 4 holds bit 2 of the codes of rows 16 q + i of both steps, at bit
+//                 (2 q + 2) % 8 for step 2t and one above for step 2t + 1. Code (r, k), q = (r % 64) /
+//                 16, piece = (r / 64) * 24 * k_padded + (k / 8) * 192, j = (r % 16) * 4 + k % 4, o =
+//                 (k / 4) % 2: bit pair q of byte piece + 64 o + j, plus 4 x bit (2 q + 2) % 8 + o of
+//                 byte piece + 128 + j; row_bytes = 3 k_padded / 8. The plane bits of parts 0-2 land
+//                 where a vpdpbusd counts them 4 x 4^q (their low pairs count 4^q); part 3's at bit 0
+//                 count 1 and are summed apart, then shifted by 8 (x 256 = 4 x 4^3).
 // These orders let a vector of 8 or 16 lanes pull whole runs of consecutive codes out of one load
 // with shifts and masks (see avx2/ and avx512/); kQ8P lets one vpdpbusd multiply 4 inputs of one
 // token (broadcast) with 16 rows at once, so a 32-input block ends in 16 int32 row sums that need
@@ -47,13 +63,14 @@ namespace lowbit::kernels {
 //   kF16, kBF16:                      the value itself
 inline constexpr int kBlock = 32;
 
-enum class PackedKind : uint8_t { kF16, kBF16, kQ8, kQ4, kQ3, kQ2, kNF4, kFP8, kQ8P, kQ4P };
-inline constexpr int kPackedKindCount = 10;
-inline constexpr int kPanelRows = 16;  // kQ8P; kQ4P's double panels hold 2 x 16 rows
+enum class PackedKind : uint8_t { kF16, kBF16, kQ8, kQ4, kQ3, kQ2, kNF4, kFP8, kQ8P, kQ4P, kQ2P, kQ3P };
+inline constexpr int kPackedKindCount = 12;
+// kQ8P; kQ4P's double panels hold 2 x 16 rows, kQ2P's and kQ3P's quad panels 4 x 16
+inline constexpr int kPanelRows = 16;
 
 struct PackedWeightView {
   PackedKind kind = PackedKind::kQ8;
-  int64_t rows = 0;            // out_features (kQ8P, kQ4P: the codes hold whole panels beyond it)
+  int64_t rows = 0;            // out_features (panel kinds: the codes hold whole panels beyond it)
   int64_t cols = 0;            // in_features (K)
   int64_t k_padded = 0;        // cols rounded up to kBlock
   int64_t row_bytes = 0;       // bytes of codes per row (k_padded / kBlock blocks)

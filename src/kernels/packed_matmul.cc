@@ -29,7 +29,10 @@ const float* padded_activations(const PackedWeight& w, const float* x, int64_t n
   return buf.data();
 }
 
-bool is_panel_kind(PackedKind kind) { return kind == PackedKind::kQ8P || kind == PackedKind::kQ4P; }
+bool is_panel_kind(PackedKind kind) {
+  return kind == PackedKind::kQ8P || kind == PackedKind::kQ4P || kind == PackedKind::kQ2P ||
+         kind == PackedKind::kQ3P;
+}
 
 void gemm_tiles(DequantFn dequant, const PackedWeightView& v, const float* x, int64_t n, float* y) {
   // As few tiles as fit kTileElements, rounded up to a multiple of the threads for balance.
@@ -103,8 +106,8 @@ void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, cons
   a.block_sums = sums.data();
   a.group_corrections = corrections.data();
   const GemmQd8Fn gemm = gemm_qd8_for(table, w.kind);
-  // kQ8P / kQ4P kernels work on pairs of 16-row panels, and so do the AMX prefill kernels (kQ4
-  // rows are unpacked into panels): whole pairs per work item.
+  // Panel kernels work on pairs of 16-row panels (kQ4P / kQ2P, kQ3P: panels of 32 / 64 rows), and
+  // so do the AMX prefill kernels (kQ4 rows are unpacked into panels): 64 rows per work item.
   const int64_t chunk = is_panel_kind(w.kind) || n >= kPanelRows ? 4 * kPanelRows : kRowChunk;
   const int64_t chunks = (v.rows + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) if (double(n) * double(v.rows) * double(v.k_padded) > kParallelWork)
@@ -149,7 +152,7 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
     acts[i] = QuantizedActivationsView{1, k_padded, w.groups_per_row, q.data(), scales.data(), sums.data(),
                                        corrections[i].data()};
   }
-  // Work units of whole 16-row chunks (64 rows = 4 panels for kQ8P / kQ4P), placed on the bytes
+  // Work units of whole 16-row chunks (64 rows = 4 panels for the panel kinds), placed on the bytes
   // read; thread t takes the units whose middle falls in its t-th of the bytes (one contiguous
   // range of units per thread, each part's rows in as few kernel calls as possible, so the
   // kernels' per-call work is done once per thread and part and their row streams are long).

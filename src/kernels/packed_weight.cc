@@ -22,8 +22,10 @@ int64_t block_bytes(PackedKind kind) {
     case PackedKind::kQ4:
     case PackedKind::kQ4P:
     case PackedKind::kNF4: return kBlock / 2;
-    case PackedKind::kQ3: return 3 * kBlock / 8;
-    case PackedKind::kQ2: return kBlock / 4;
+    case PackedKind::kQ3:
+    case PackedKind::kQ3P: return 3 * kBlock / 8;
+    case PackedKind::kQ2:
+    case PackedKind::kQ2P: return kBlock / 4;
   }
   return 0;
 }
@@ -131,38 +133,80 @@ std::shared_ptr<const PackedWeight> pack_q8_panels(const QuantizedMatrix& m) {
   return p;
 }
 
-// kQ4P (kernel_types.h): int4 codes in double panels of 32 rows x 4 inputs (rows 16..31 of each
-// in the high nibbles); scales and zeros [rows rounded up to 32, groups], zeros in the padding.
-std::shared_ptr<const PackedWeight> pack_q4_panels(const QuantizedMatrix& m, int64_t group_size,
-                                                   int64_t groups_per_row) {
+// A panel-packed weight's fields: rows rounded up to panels of `panel_rows`, scales and zeros
+// [those rows, groups], zero in the padding (so padding rows compute 0).
+std::shared_ptr<PackedWeight> empty_panels(const QuantizedMatrix& m, PackedKind kind, int bits, int64_t panel_rows,
+                                           int64_t group_size, int64_t groups_per_row) {
   auto p = std::make_shared<PackedWeight>();
-  p->kind = PackedKind::kQ4P;
+  p->kind = kind;
   p->rows = m.rows;
   p->cols = m.cols;
   p->k_padded = round_up(m.cols, kBlock);
-  p->row_bytes = p->k_padded / 2;
+  p->row_bytes = p->k_padded * bits / 8;
   p->group_size = group_size;
   p->groups_per_row = groups_per_row;
   p->source = &m;
-  const int64_t padded_rows = round_up(m.rows, 2 * kPanelRows);
+  const int64_t padded_rows = round_up(m.rows, panel_rows);
   p->codes.assign(size_t(padded_rows * p->row_bytes), 0);
   p->scales.assign(size_t(padded_rows * groups_per_row), 0.0f);
   p->zeros.assign(p->scales.size(), 0.0f);
+  return p;
+}
+
+// Row `row`'s scales and zeros, one per group, into a panel-packed weight.
+void copy_row_params(const QuantizedMatrix& m, const GroupLayout& layout, int64_t row, PackedWeight& p) {
+  for (int64_t g = 0; g < p.groups_per_row; ++g) {
+    const GroupParams& gp = m.params[size_t(layout.param_index(row, g * layout.group_size))];
+    p.scales[size_t(row * p.groups_per_row + g)] = gp.scale;
+    p.zeros[size_t(row * p.groups_per_row + g)] = gp.zero;
+  }
+}
+
+// kQ4P / kQ2P (kernel_types.h): int4 / int2 codes in panels of 32 / 64 rows x 4 inputs (row
+// 16 q + i of a panel in bit field q of row i's bytes).
+std::shared_ptr<const PackedWeight> pack_low_bit_panels(const QuantizedMatrix& m, PackedKind kind, int64_t group_size,
+                                                        int64_t groups_per_row) {
+  const int bits = kind == PackedKind::kQ4P ? 4 : 2, parts = 8 / bits, panel_rows = parts * kPanelRows;
+  auto p = empty_panels(m, kind, bits, panel_rows, group_size, groups_per_row);
+  const int64_t padded_rows = int64_t(p->scales.size()) / groups_per_row;
   const GroupLayout layout = m.layout();
 #pragma omp parallel for schedule(static) if (m.rows * m.cols > (1 << 20))
-  for (int64_t pair = 0; pair < padded_rows / 2; ++pair) {  // rows r and r + 16 share bytes
-    const int64_t r = pair / kPanelRows * 2 * kPanelRows + pair % kPanelRows;
-    uint8_t* out = p->codes.data() + r / 32 * 16 * p->k_padded + r % kPanelRows * 4;
-    for (int half = 0; half < 2; ++half) {
+  for (int64_t lane = 0; lane < padded_rows / parts; ++lane) {  // rows r, r + 16, ... share bytes
+    const int64_t r = lane / kPanelRows * panel_rows + lane % kPanelRows;
+    uint8_t* out = p->codes.data() + r / panel_rows * 16 * p->k_padded + r % kPanelRows * 4;
+    for (int half = 0; half < parts; ++half) {
       const int64_t row = r + half * kPanelRows;
       if (row >= m.rows) continue;
-      for (int64_t g = 0; g < groups_per_row; ++g) {
-        const GroupParams& gp = m.params[size_t(layout.param_index(row, g * layout.group_size))];
-        p->scales[size_t(row * groups_per_row + g)] = gp.scale;
-        p->zeros[size_t(row * groups_per_row + g)] = gp.zero;
-      }
+      copy_row_params(m, layout, row, *p);
       const uint8_t* codes = m.codes.data() + row * m.cols;
-      for (int64_t k = 0; k < m.cols; ++k) out[k / 4 * 64 + k % 4] |= uint8_t(codes[k] << (4 * half));
+      for (int64_t k = 0; k < m.cols; ++k) out[k / 4 * 64 + k % 4] |= uint8_t(codes[k] << (bits * half));
+    }
+  }
+  return p;
+}
+
+// kQ3P (kernel_types.h): int3 codes in quad panels of 64 rows, the low bit pairs as kQ2P per step
+// and bit 2 in one plane per two steps.
+std::shared_ptr<const PackedWeight> pack_q3_panels(const QuantizedMatrix& m, int64_t group_size,
+                                                   int64_t groups_per_row) {
+  auto p = empty_panels(m, PackedKind::kQ3P, 3, 4 * kPanelRows, group_size, groups_per_row);
+  const int64_t padded_rows = int64_t(p->scales.size()) / groups_per_row;
+  const GroupLayout layout = m.layout();
+#pragma omp parallel for schedule(static) if (m.rows * m.cols > (1 << 20))
+  for (int64_t lane = 0; lane < padded_rows / 4; ++lane) {  // rows r, r + 16, r + 32, r + 48 share bytes
+    const int64_t r = lane / kPanelRows * 4 * kPanelRows + lane % kPanelRows;
+    uint8_t* out = p->codes.data() + r / 64 * 24 * p->k_padded + r % kPanelRows * 4;
+    for (int q = 0; q < 4; ++q) {
+      const int64_t row = r + q * kPanelRows;
+      if (row >= m.rows) continue;
+      copy_row_params(m, layout, row, *p);
+      const uint8_t* codes = m.codes.data() + row * m.cols;
+      for (int64_t k = 0; k < m.cols; ++k) {
+        uint8_t* piece = out + k / 8 * 192 + k % 4;
+        const int odd = int(k / 4 % 2);
+        piece[64 * odd] |= uint8_t((codes[k] & 3) << (2 * q));
+        piece[128] |= uint8_t((codes[k] >> 2 & 1) << ((2 * q + 2) % 8 + odd));
+      }
     }
   }
   return p;
@@ -179,9 +223,13 @@ std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m, boo
   for (size_t c = 0; c < m.g_idx.size(); ++c)
     if (m.g_idx[c] != int32_t(int64_t(c) / layout.group_size)) return nullptr;  // act-order: scattered groups
   if (panels && kind == PackedKind::kQ8 && !grouped) return pack_q8_panels(m);
-  if (panels && kind == PackedKind::kQ4)
-    return grouped ? pack_q4_panels(m, layout.group_size, layout.groups_per_row)
-                   : pack_q4_panels(m, round_up(m.cols, kBlock), 1);
+  if (panels && (kind == PackedKind::kQ4 || kind == PackedKind::kQ3 || kind == PackedKind::kQ2)) {
+    const int64_t group_size = grouped ? layout.group_size : round_up(m.cols, kBlock);
+    const int64_t groups_per_row = grouped ? layout.groups_per_row : 1;
+    if (kind == PackedKind::kQ3) return pack_q3_panels(m, group_size, groups_per_row);
+    return pack_low_bit_panels(m, kind == PackedKind::kQ4 ? PackedKind::kQ4P : PackedKind::kQ2P, group_size,
+                               groups_per_row);
+  }
 
   auto p = std::make_shared<PackedWeight>(empty_packed(kind, m.rows, m.cols));
   p->source = &m;
@@ -227,7 +275,8 @@ std::shared_ptr<const PackedWeight> pack_dense(const float* weight, int64_t rows
 
 bool supports_qd8(const PackedWeight& w) {
   return (w.kind == PackedKind::kQ8 || w.kind == PackedKind::kQ4 || w.kind == PackedKind::kQ3 ||
-          w.kind == PackedKind::kQ2 || w.kind == PackedKind::kQ8P || w.kind == PackedKind::kQ4P) &&
+          w.kind == PackedKind::kQ2 || w.kind == PackedKind::kQ8P || w.kind == PackedKind::kQ4P ||
+          w.kind == PackedKind::kQ2P || w.kind == PackedKind::kQ3P) &&
          w.k_padded <= 65536;
 }
 

@@ -15,8 +15,8 @@ namespace lowbit::kernels {
 struct PackedWeight {
   PackedKind kind = PackedKind::kQ8;
   int64_t rows = 0, cols = 0, k_padded = 0, row_bytes = 0, group_size = 0, groups_per_row = 0;
-  // [rows, row_bytes] (kQ8P / kQ4P: rows rounded up to 16 / 32, panels); in huge pages where the
-  // kernel allows (streaming_allocator.h)
+  // [rows, row_bytes] (kQ8P / kQ4P / kQ2P, kQ3P: rows rounded up to 16 / 32 / 64, panels); in
+  // huge pages where the kernel allows (streaming_allocator.h)
   std::vector<uint8_t, StreamingAllocator<uint8_t>> codes;
   std::vector<float> scales;   // [rows, groups_per_row] (per-tensor parameters repeated per row)
   std::vector<float> zeros;    // [rows, groups_per_row], integer grids only
@@ -32,8 +32,8 @@ struct PackedWeight {
 // Packs `m` for the kernels, or returns null when no kernel takes it: a group size that is not a
 // multiple of kBlock (32), or an act-order g_idx that is not the identity. Such weights keep the
 // reference dequantize path. Threaded over rows. panels: an int8 grid with one group per row is
-// packed as kQ8P and an int4 grid as kQ4P (for dynamic int8 activations on tables that prefer
-// them; kernels_for(isa).prefers_panels), other formats as usual.
+// packed as kQ8P, an int4 grid as kQ4P, int3 as kQ3P and int2 as kQ2P (for dynamic int8
+// activations on tables that prefer them; kernels_for(isa).prefers_panels), other formats as usual.
 std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m, bool panels = false);
 
 // A dense fp32 [rows, cols] weight stored as kF16 or kBF16 (rounded to nearest even).

@@ -90,11 +90,15 @@ void expect_exact(const std::string& spec, int64_t rows, int64_t cols, int64_t t
   const QuantizedMatrix m = exact_matrix(spec, rows, cols, rng);
   auto p = pack_quantized(m, panels);
   ASSERT_NE(p, nullptr);
-  ASSERT_EQ(p->kind == PackedKind::kQ8P || p->kind == PackedKind::kQ4P, panels);
+  ASSERT_EQ(p->kind == PackedKind::kQ8P || p->kind == PackedKind::kQ4P || p->kind == PackedKind::kQ2P ||
+                p->kind == PackedKind::kQ3P,
+            panels);
   ASSERT_TRUE(supports_qd8(*p));
   const Activations a = random_activations(tokens, cols, *p, limit, rng, min_exponent, max_exponent);
-  // kQ4P's high half is summed as 16 x code (its 1/16 applied with the scale): 16x the magnitudes.
-  const double headroom = p->kind == PackedKind::kQ4P ? 16 : 1;
+  // kQ4P's high half is summed as 16 x code (its 1/16 applied with the scale): 16x the magnitudes;
+  // the top quarter of kQ2P and kQ3P as 64 x code.
+  const double headroom =
+      p->kind == PackedKind::kQ4P ? 16 : p->kind == PackedKind::kQ2P || p->kind == PackedKind::kQ3P ? 64 : 1;
   ASSERT_LT(headroom * exactness_bound(m, a), 0x1p23) << "test parameters break the exactness precondition";
   std::vector<float> ref(size_t(tokens * rows));
   gemm_qd8_for(kernels_for(Isa::kRef), p->kind)(p->view(), 0, rows, a.view(), ref.data(), rows);
@@ -163,37 +167,64 @@ TEST(GemmQd8, LowBitManyTokensExactEdgeShapes) {
   expect_exact("int2g128", 40, 4096, 33, 3, rng, -3, -3);
 }
 
-// kQ4P (int4 in 32-row double panels, both nibbles of a byte two rows 16 apart): row counts
-// around 16 and 32 and past 4 double panels (the one-token kernel takes 4 at a time), ranges split
-// inside a double panel, groups of 32-256 and per channel / tensor; 16 tokens or more take AMX.
-TEST(GemmQd8, Int4PanelLayoutExactEdgeShapes) {
-  std::mt19937 rng(5);
-  for (const char* spec : {"int4", "int4_sym", "int4g32", "int4g64_sym", "int4g128", "int4g256", "int4_tensor"})
-    for (int64_t cols : {1, 31, 33, 172, 256, 300})
-      for (int64_t rows : {1, 15, 16, 17, 32, 33, 70, 130, 200})
+// The low-bit panel kinds over edge shapes: `bits`-bit codes with every granularity (groups of
+// 32-256, per channel, per tensor), the given row counts, ranges split inside a panel
+// (expect_exact splits at rows / 2), 1-5 tokens for the VNNI kernels and 16-17 for AMX, then one
+// row count past the one-token kernel's panels in flight at width `wide_cols`, for one and 33
+// tokens.
+void expect_panel_kind_exact(int bits, const std::vector<int64_t>& cols_list, const std::vector<int64_t>& rows_list,
+                             int64_t wide_rows, int64_t wide_cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const std::string b = "int" + std::to_string(bits);
+  for (const std::string& spec : {b, b + "_sym", b + "g32", b + "g64_sym", b + "g128", b + "g256", b + "_tensor"})
+    for (int64_t cols : cols_list)
+      for (int64_t rows : rows_list)
         for (int64_t tokens : {1, 2, 3, 4, 5, 16, 17}) expect_exact(spec, rows, cols, tokens, 3, rng, -4, -2, true);
-  expect_exact("int4g128", 160, 4096, 1, 1, rng, -3, -3, true);
-  expect_exact("int4g128", 40, 4096, 33, 1, rng, -3, -3, true);
+  expect_exact(b + "g128", wide_rows, wide_cols, 1, 1, rng, -3, -3, true);
+  expect_exact(b + "g128", 40, wide_cols, 33, 1, rng, -3, -3, true);
+}
+
+// kQ4P (int4 in 32-row double panels, both nibbles of a byte two rows 16 apart): row counts
+// around 16 and 32 and past 4 double panels (the one-token kernel takes 4 at a time).
+TEST(GemmQd8, Int4PanelLayoutExactEdgeShapes) {
+  expect_panel_kind_exact(4, {1, 31, 33, 172, 256, 300}, {1, 15, 16, 17, 32, 33, 70, 130, 200}, 160, 4096, 5);
+}
+
+// kQ2P (int2 in 64-row quad panels, the four bit pairs of a byte four rows 16 apart): row counts
+// around 16, 32, 48 and 64 and past 2 quad panels (the one-token kernel takes 2 at a time).
+TEST(GemmQd8, Int2PanelLayoutExactEdgeShapes) {
+  expect_panel_kind_exact(2, {1, 31, 33, 172, 256, 300}, {1, 15, 17, 33, 49, 64, 65, 130, 200}, 300, 4096, 6);
+}
+
+// kQ3P (int3 in 64-row quad panels: bit pairs as kQ2P, bit 2 in a plane per 8 inputs): as kQ2P,
+// plus K whose last 8-input piece holds one 4-input step before the padding (5); 2048 inputs wide
+// (at 4096, 7 x 64 per code breaks the exactness precondition of these activations).
+TEST(GemmQd8, Int3PanelLayoutExactEdgeShapes) {
+  expect_panel_kind_exact(3, {1, 5, 31, 33, 172, 256, 300}, {1, 15, 17, 33, 49, 64, 65, 130, 200}, 300, 2048, 7);
 }
 
 TEST(GemmQd8, PanelLayoutUnpacksToTheCanonicalValues) {
-  for (const char* spec : {"int8", "int8_sym"}) {
-    const QuantizedMatrix m = testing::random_matrix(spec, 21, 70, 9);
-    auto p = pack_quantized(m, true);
-    ASSERT_EQ(p->kind, PackedKind::kQ8P);
-    EXPECT_EQ(unpack_reference(*p), dequantize(m)) << spec;
-    EXPECT_EQ(p->codes.size(), size_t(32 * 96));  // 2 panels of 16 rows x 96 padded inputs
-  }
-  for (const char* spec : {"int4", "int4g32_sym", "int4g64"}) {
-    const QuantizedMatrix m = testing::random_matrix(spec, 37, 70, 9);
-    auto p = pack_quantized(m, true);
-    ASSERT_EQ(p->kind, PackedKind::kQ4P);
-    EXPECT_EQ(unpack_reference(*p), dequantize(m)) << spec;
-    EXPECT_EQ(p->codes.size(), size_t(64 * 96 / 2));  // 2 double panels of 32 rows x 96 inputs, 4 bits
-  }
-  // Grouped int8 and int3 keep their usual layouts.
+  // (specs, rows, the panel kind, code bytes: whole panels of 16 / 32 / 64 / 64 rows x 96 padded
+  // inputs at 8 / 4 / 2 / 3 bits)
+  const struct {
+    std::vector<const char*> specs;
+    int64_t rows;
+    PackedKind kind;
+    size_t code_bytes;
+  } cases[] = {{{"int8", "int8_sym"}, 21, PackedKind::kQ8P, 32 * 96},
+               {{"int4", "int4g32_sym", "int4g64"}, 37, PackedKind::kQ4P, 64 * 96 / 2},
+               {{"int2", "int2g32_sym", "int2g64"}, 70, PackedKind::kQ2P, 128 * 96 / 4},
+               {{"int3", "int3g32_sym", "int3g64"}, 70, PackedKind::kQ3P, 128 * 96 * 3 / 8}};
+  for (const auto& c : cases)
+    for (const char* spec : c.specs) {
+      const QuantizedMatrix m = testing::random_matrix(spec, c.rows, 70, 9);
+      auto p = pack_quantized(m, true);
+      ASSERT_EQ(p->kind, c.kind) << spec;
+      EXPECT_EQ(unpack_reference(*p), dequantize(m)) << spec;
+      EXPECT_EQ(p->codes.size(), c.code_bytes) << spec;
+    }
+  // Grouped int8 keeps its usual layout.
   EXPECT_EQ(pack_quantized(testing::random_matrix("int8g32", 4, 64, 1), true)->kind, PackedKind::kQ8);
-  EXPECT_EQ(pack_quantized(testing::random_matrix("int3", 4, 64, 1), true)->kind, PackedKind::kQ3);
 }
 
 TEST(GemmQd8, IntegerDotProductsExactLlmWidths) {
@@ -277,7 +308,8 @@ TEST(MatmulQd8, RealisticDataWithinDerivedTolerance) {
   uint32_t seed = 500;
   for (Isa isa : supported_isas()) {
     for (const char* spec : {"int8_sym", "int8", "int4g128", "int4g32_sym", "int4", "int3g128", "int3g32", "int2g128_sym",
-                             "int2", "int8_sym panels"}) {
+                             "int2", "int8_sym panels", "int4g128 panels", "int3g128 panels", "int3 panels",
+                             "int2g128 panels", "int2 panels"}) {
       for (const testing::Shape s : {testing::Shape{48, 4096}, testing::Shape{19, 172}}) {
         const std::string name(spec);
         const bool panels = name.ends_with(" panels");

@@ -16,8 +16,8 @@ std::vector<float> weight_values(const Linear& layer) {
 }
 
 void prepare_linear(Linear& layer) {
-  // Int8 per-channel and int4 weights of a layer with dynamic int8 activations go into VNNI panels
-  // where the kernels prefer them (they then run only the W8A8 / W4A8 kernels).
+  // Int8 per-channel and int4/3/2 weights of a layer with dynamic int8 activations go into VNNI
+  // panels where the kernels prefer them (they then run only the W8A8 / W4A8 / W3A8 / W2A8 kernels).
   const bool panels = layer.dynamic_int8_activations && kernels::kernels().prefers_panels;
   layer.packed = layer.is_quantized() ? kernels::pack_quantized(*layer.quantized, panels) : nullptr;
 }

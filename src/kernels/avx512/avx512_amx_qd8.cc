@@ -1,6 +1,7 @@
 // AMX-INT8 kernels for prefill with dynamic int8 activations (16 tokens or more; fewer go to the
 // AVX-512 VNNI entries they replace): W8A8 on kQ8P panels, W4A8 / W3A8 / W2A8 on kQ4 / kQ3 / kQ2
-// (kernel_types.h), and W4A8 on kQ4P double panels (each nibble half unpacked to a kQ8P panel).
+// (kernel_types.h), and W4A8 / W3A8 / W2A8 on kQ4P / kQ3P / kQ2P panels (each 16-row part unpacked
+// to a kQ8P panel).
 //
 // The kQ8P panel layout is exactly the "VNNI" layout AMX expects for its B operand (per 4 inputs,
 // 16 rows x 4 bytes), so a block of 32 inputs of a panel is one 8 x 64-byte B tile read in place.
@@ -284,20 +285,37 @@ Panel unpack_panel(const PackedWeightView& w, int64_t p, UnpackedPanel& out) {
       out.zeros[size_t(g * kPanelRows + i)] = w.zeros[(r0 + i) * w.groups_per_row + g];
     }
   uint8_t* dst = out.codes.data() + ((64 - reinterpret_cast<uintptr_t>(out.codes.data()) % 64) % 64);
+  const bool panel_kind = w.kind == PackedKind::kQ4P || w.kind == PackedKind::kQ3P || w.kind == PackedKind::kQ2P;
   const uint8_t* rows[kPanelRows];
-  for (int i = 0; i < kPanelRows; ++i)
-    rows[i] = i < live && w.kind != PackedKind::kQ4P ? w.codes + (r0 + i) * w.row_bytes : nullptr;
+  for (int i = 0; i < kPanelRows; ++i) rows[i] = i < live && !panel_kind ? w.codes + (r0 + i) * w.row_bytes : nullptr;
   const int64_t block_bytes = w.kind == PackedKind::kQ4 ? 16 : w.kind == PackedKind::kQ3 ? 12 : 8;
   const __m512i low2 = _mm512_set1_epi8(0x03), low4 = _mm512_set1_epi8(0x0F);
   for (int64_t b = 0; b < blocks; ++b) {
     uint8_t* out_block = dst + b * kPanelBlockBytes;
     const int64_t at = b * block_bytes;
     const auto store = [&](int step, __m512i v) { _mm512_store_si512(out_block + step * 64, v); };
-    if (w.kind == PackedKind::kQ4P) {  // already in VNNI order: panel p is one nibble of a double panel
-      const uint8_t* src = w.codes + p / 2 * 16 * w.k_padded + b * kPanelBlockBytes;
+    if (w.kind == PackedKind::kQ4P || w.kind == PackedKind::kQ2P) {
+      // Already in VNNI order: panel p is one nibble (bit pair) of a double (quad) panel.
+      const int parts = w.kind == PackedKind::kQ4P ? 2 : 4, bits = 8 / parts;
+      const uint8_t* src = w.codes + p / parts * 16 * w.k_padded + b * kPanelBlockBytes;
+      const unsigned shift = unsigned(bits * (p % parts));
       for (int s = 0; s < 8; ++s) {
-        const __m512i v = _mm512_loadu_si512(src + s * 64);
-        store(s, _mm512_and_si512(p % 2 ? _mm512_srli_epi16(v, 4) : v, low4));
+        const __m512i v = _mm512_srli_epi16(_mm512_loadu_si512(src + s * 64), shift);
+        store(s, _mm512_and_si512(v, bits == 4 ? low4 : low2));
+      }
+      continue;
+    }
+    if (w.kind == PackedKind::kQ3P) {
+      // Part q = p % 4 of a quad panel: per two steps its low bit pairs (two vectors) and bit 2
+      // from the shared plane (bit (2q + 2) % 8, one higher for the odd step).
+      const int q = int(p % 4);
+      const uint8_t* src = w.codes + p / 4 * 24 * w.k_padded + b * 4 * 192;
+      const __m512i one = _mm512_set1_epi8(1);
+      for (int s = 0; s < 8; ++s) {
+        const uint8_t* piece = src + s / 2 * 192;
+        const __m512i low = _mm512_srli_epi16(_mm512_loadu_si512(piece + 64 * (s % 2)), unsigned(2 * q));
+        const __m512i high = _mm512_srli_epi16(_mm512_loadu_si512(piece + 128), unsigned((2 * q + 2) % 8 + s % 2));
+        store(s, _mm512_or_si512(_mm512_and_si512(low, low2), _mm512_slli_epi16(_mm512_and_si512(high, one), 2)));
       }
       continue;
     }
@@ -333,10 +351,14 @@ GemmQd8Fn small_batch_q3g = nullptr;
 GemmQd8Fn small_batch_q2g = nullptr;
 
 GemmQd8Fn small_batch_q4p = nullptr;
+GemmQd8Fn small_batch_q3p = nullptr;
+GemmQd8Fn small_batch_q2p = nullptr;
 
 GemmQd8Fn small_batch_for(PackedKind kind) {
   return kind == PackedKind::kQ4   ? small_batch_q4g
          : kind == PackedKind::kQ4P ? small_batch_q4p
+         : kind == PackedKind::kQ3P ? small_batch_q3p
+         : kind == PackedKind::kQ2P ? small_batch_q2p
          : kind == PackedKind::kQ3  ? small_batch_q3g
                                     : small_batch_q2g;
 }
@@ -364,7 +386,9 @@ void fill_amx_kernels(KernelTable& t) {
   } low_bit[] = {{&t.gemm_qd8_q4g_f32, &small_batch_q4g},
                  {&t.gemm_qd8_q3g_f32, &small_batch_q3g},
                  {&t.gemm_qd8_q2g_f32, &small_batch_q2g},
-                 {&t.gemm_qd8_q4p_f32, &small_batch_q4p}};
+                 {&t.gemm_qd8_q4p_f32, &small_batch_q4p},
+                 {&t.gemm_qd8_q3p_f32, &small_batch_q3p},
+                 {&t.gemm_qd8_q2p_f32, &small_batch_q2p}};
   for (const auto& e : low_bit)
     if (*e.entry != nullptr) {
       *e.small_batch = *e.entry;

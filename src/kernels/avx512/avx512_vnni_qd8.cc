@@ -438,76 +438,118 @@ void gemm_qd8_chunked(const PackedWeightView& w, int64_t row_begin, int64_t row_
   }
 }
 
-// ---- int4 in double panels (kQ4P, kernel_types.h) ----
+// ---- int4 / int3 / int2 in double / quad panels (kQ4P / kQ3P / kQ2P, kernel_types.h) ----
 
-constexpr int64_t kQ4PanelPrefetchBytes = 4096;
+constexpr int64_t kLowBitPanelPrefetchBytes = 4096;
 //
-// ND double panels (32 rows each), d0 + i * stride for i < ND, against NT tokens from t0. One 64-byte load
-// per double panel and step of 4 inputs; low = v & 0x0f are rows 0..15's codes, high = v & 0xf0
-// rows 16..31's times 16 (one AND each, no shift); each meets the token's 4 activations
-// (broadcast) in one vpdpbusd. Per 32-input block the int32 sums (|sum| <= 32 * 240 * 127) are
-// converted and scaled by the block's activation scale into a group accumulator; per weight group
-// that is multiplied by the 16 rows' scales (a gather: scales are [rows, groups]; the high half's
-// also by 1/16, exact) into the row accumulator. The zero points come last, as sum_g scale * zero *
-// group_correction. That is 4 vector operations per 128 weights and row pair of panels, against
-// about 9 per 128 weights and row for kQ4 rows. Rows outside [row_begin, row_end) are computed
-// but not stored.
-template <int ND, int NT>
-void q4_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, int64_t t0, const QuantizedActivationsView& a,
-                   float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
+// kBits = 4 (kQ4P, panels of 32 rows), 2 (kQ2P, 64 rows) or 3 (kQ3P, 64 rows): ND panels, d0 + i *
+// stride for i < ND, against NT tokens from t0. One 64-byte load per panel and step of 4 inputs;
+// part q of the panel (rows 16 q .. 16 q + 15) is v & (mask << kLowBits q), its codes times
+// 2^(kLowBits q) with no shift; each part meets the token's 4 activations (broadcast) in one
+// vpdpbusd. kQ3P adds one load of the high plane per two steps: parts 0-2 AND their bit into the
+// same sums (it lies where it counts 4 x 4^q), part 3's bit 0 goes to its own sum, added x 256 per
+// block; the odd step's bits are first shifted down by one. Per 32-input block the int32 sums
+// (|sum| <= 32 * 448 * 127) are converted and scaled by the block's activation scale into a group
+// accumulator; per weight group that is multiplied by the 16 rows' scales (a gather: scales are
+// [rows, groups]; part q's also by 2^-(kLowBits q), exact) into the row accumulator. The zero
+// points come last, as sum_g scale * zero * group_correction. kQ4P: 4 vector operations per 128
+// weights (about 9 per 128 weights and row for kQ4 rows); kQ2P: 9 per 256 (about 10 per 128 for
+// kQ2 rows); kQ3P: about 18 per 256 (about 17 per 128 for kQ3 rows). Rows outside [row_begin,
+// row_end) are computed but not stored.
+template <int kBits, int ND, int NT>
+void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, int64_t t0,
+                        const QuantizedActivationsView& a, float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
+  constexpr int kLowBits = kBits == 4 ? 4 : 2, kParts = 8 / kLowBits, kRows = kParts * kPanelRows;
+  constexpr bool kHighPlane = kBits == 3;
   const int64_t blocks = w.k_padded / kBlock, per_group = w.group_size / kBlock, groups = w.groups_per_row;
-  const int64_t panel_bytes = 16 * w.k_padded;
-  const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(int8_t(0xf0));
-  // Row i of a half at scales[(r0 + i) * groups + g].
+  const int64_t panel_bytes = kRows * w.k_padded * kBits / 8;
+  __m512i mask[kParts], high_mask[kParts];
+  for (int h = 0; h < kParts; ++h) {
+    mask[h] = _mm512_set1_epi8(int8_t(((1 << kLowBits) - 1) << (kLowBits * h)));
+    high_mask[h] = _mm512_set1_epi8(int8_t(1 << ((2 * h + 2) % 8)));
+  }
+  // Row i of a part at scales[(r0 + i) * groups + g].
   const __m512i row_index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                                _mm512_set1_epi32(int32_t(groups)));
-  const __m512 sixteenth = _mm512_set1_ps(1.0f / 16.0f);
   const uint8_t* panel[ND];
   int64_t first_row[ND];
   for (int d = 0; d < ND; ++d) {
     panel[d] = w.codes + (d0 + d * stride) * panel_bytes;
-    first_row[d] = (d0 + d * stride) * 32;
+    first_row[d] = (d0 + d * stride) * kRows;
   }
-  __m512 acc[ND][2][NT], group_acc[ND][2][NT];
+  __m512 acc[ND][kParts][NT], group_acc[ND][kParts][NT];
   for (int d = 0; d < ND; ++d)
-    for (int h = 0; h < 2; ++h)
+    for (int h = 0; h < kParts; ++h)
       for (int t = 0; t < NT; ++t) acc[d][h][t] = group_acc[d][h][t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
-    __m512i sums[ND][2][NT];
+    __m512i sums[ND][kParts][NT];
     for (int d = 0; d < ND; ++d)
-      for (int h = 0; h < 2; ++h)
+      for (int h = 0; h < kParts; ++h)
         for (int t = 0; t < NT; ++t) sums[d][h][t] = _mm512_setzero_si512();
-    for (int64_t step = b * (kBlock / 4); step < (b + 1) * (kBlock / 4); ++step) {
-      __m512i lo[ND], hi[ND];
-      for (int d = 0; d < ND; ++d) {
-        _mm_prefetch(reinterpret_cast<const char*>(panel[d] + step * 64 + kQ4PanelPrefetchBytes), _MM_HINT_T0);
-        const __m512i v = _mm512_loadu_si512(panel[d] + step * 64);
-        lo[d] = _mm512_and_si512(v, low);
-        hi[d] = _mm512_and_si512(v, high);
-      }
-      for (int t = 0; t < NT; ++t) {
-        int32_t four;
-        __builtin_memcpy(&four, a.values + (t0 + t) * a.k_padded + step * 4, 4);
-        const __m512i av = _mm512_set1_epi32(four);
+    if constexpr (kHighPlane) {
+      __m512i top_high[ND][NT];
+      for (int d = 0; d < ND; ++d)
+        for (int t = 0; t < NT; ++t) top_high[d][t] = _mm512_setzero_si512();
+      for (int64_t piece = b * (kBlock / 8); piece < (b + 1) * (kBlock / 8); ++piece) {  // 8 inputs, 192 bytes
+        __m512i av[NT][2];
+        for (int t = 0; t < NT; ++t)
+          for (int o = 0; o < 2; ++o) {
+            int32_t four;
+            __builtin_memcpy(&four, a.values + (t0 + t) * a.k_padded + piece * 8 + 4 * o, 4);
+            av[t][o] = _mm512_set1_epi32(four);
+          }
         for (int d = 0; d < ND; ++d) {
-          sums[d][0][t] = _mm512_dpbusd_epi32(sums[d][0][t], lo[d], av);
-          sums[d][1][t] = _mm512_dpbusd_epi32(sums[d][1][t], hi[d], av);
+          const uint8_t* at = panel[d] + piece * 192;
+          for (int line = 0; line < 3; ++line)
+            _mm_prefetch(reinterpret_cast<const char*>(at + 64 * line + kLowBitPanelPrefetchBytes), _MM_HINT_T0);
+          const __m512i high_even = _mm512_loadu_si512(at + 128);
+          const __m512i low[2] = {_mm512_loadu_si512(at), _mm512_loadu_si512(at + 64)};
+          const __m512i high[2] = {high_even, _mm512_srli_epi16(high_even, 1)};
+          for (int o = 0; o < 2; ++o)
+            for (int h = 0; h < kParts; ++h) {
+              const __m512i low_part = _mm512_and_si512(low[o], mask[h]);
+              const __m512i high_part = _mm512_and_si512(high[o], high_mask[h]);
+              for (int t = 0; t < NT; ++t) {
+                sums[d][h][t] = _mm512_dpbusd_epi32(sums[d][h][t], low_part, av[t][o]);
+                __m512i& target = h + 1 < kParts ? sums[d][h][t] : top_high[d][t];
+                target = _mm512_dpbusd_epi32(target, high_part, av[t][o]);
+              }
+            }
+        }
+      }
+      for (int d = 0; d < ND; ++d)
+        for (int t = 0; t < NT; ++t)
+          sums[d][kParts - 1][t] = _mm512_add_epi32(sums[d][kParts - 1][t], _mm512_slli_epi32(top_high[d][t], 8));
+    } else {
+      for (int64_t step = b * (kBlock / 4); step < (b + 1) * (kBlock / 4); ++step) {
+        __m512i part[ND][kParts];
+        for (int d = 0; d < ND; ++d) {
+          _mm_prefetch(reinterpret_cast<const char*>(panel[d] + step * 64 + kLowBitPanelPrefetchBytes), _MM_HINT_T0);
+          const __m512i v = _mm512_loadu_si512(panel[d] + step * 64);
+          for (int h = 0; h < kParts; ++h) part[d][h] = _mm512_and_si512(v, mask[h]);
+        }
+        for (int t = 0; t < NT; ++t) {
+          int32_t four;
+          __builtin_memcpy(&four, a.values + (t0 + t) * a.k_padded + step * 4, 4);
+          const __m512i av = _mm512_set1_epi32(four);
+          for (int d = 0; d < ND; ++d)
+            for (int h = 0; h < kParts; ++h) sums[d][h][t] = _mm512_dpbusd_epi32(sums[d][h][t], part[d][h], av);
         }
       }
     }
     for (int t = 0; t < NT; ++t) {
       const __m512 scale = _mm512_set1_ps(a.scales[(t0 + t) * blocks + b]);
       for (int d = 0; d < ND; ++d)
-        for (int h = 0; h < 2; ++h)
+        for (int h = 0; h < kParts; ++h)
           group_acc[d][h][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[d][h][t]), scale, group_acc[d][h][t]);
     }
     if ((b + 1) % per_group == 0 || b + 1 == blocks) {
       const int64_t g = b / per_group;
       for (int d = 0; d < ND; ++d)
-        for (int h = 0; h < 2; ++h) {
+        for (int h = 0; h < kParts; ++h) {
           const float* base = w.scales + (first_row[d] + h * kPanelRows) * groups + g;
           __m512 s = _mm512_i32gather_ps(row_index, base, 4);
-          if (h == 1) s = _mm512_mul_ps(s, sixteenth);
+          if (h > 0) s = _mm512_mul_ps(s, _mm512_set1_ps(1.0f / float(1 << (kLowBits * h))));
           for (int t = 0; t < NT; ++t) {
             acc[d][h][t] = _mm512_fmadd_ps(group_acc[d][h][t], s, acc[d][h][t]);
             group_acc[d][h][t] = _mm512_setzero_ps();
@@ -516,7 +558,7 @@ void q4_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, int64_
     }
   }
   for (int d = 0; d < ND; ++d)
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < kParts; ++h) {
       const int64_t r0 = first_row[d] + h * kPanelRows;
       uint32_t in_range = 0;
       for (int i = 0; i < kPanelRows; ++i) in_range |= uint32_t(r0 + i >= row_begin && r0 + i < row_end) << i;
@@ -535,34 +577,40 @@ void q4_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, int64_
     }
 }
 
-template <int ND>
-void q4_panel_tokens(const PackedWeightView& w, int64_t d0, const QuantizedActivationsView& a, float* y, int64_t ldy,
-                     int64_t row_begin, int64_t row_end) {
+// Tokens in tiles of kTokens (kQ4P: 4, 24 accumulators; kQ2P, kQ3P: 2, as many).
+template <int kBits, int ND>
+void low_bit_panel_tokens(const PackedWeightView& w, int64_t d0, const QuantizedActivationsView& a, float* y,
+                          int64_t ldy, int64_t row_begin, int64_t row_end) {
+  constexpr int kTokens = kBits == 4 ? 4 : 2;
   int64_t t = 0;
-  for (; t + 4 <= a.tokens; t += 4) q4_panel_tile<ND, 4>(w, d0, 1, t, a, y, ldy, row_begin, row_end);
+  for (; t + kTokens <= a.tokens; t += kTokens)
+    low_bit_panel_tile<kBits, ND, kTokens>(w, d0, 1, t, a, y, ldy, row_begin, row_end);
   switch (a.tokens - t) {
-    case 3: q4_panel_tile<ND, 3>(w, d0, 1, t, a, y, ldy, row_begin, row_end); break;
-    case 2: q4_panel_tile<ND, 2>(w, d0, 1, t, a, y, ldy, row_begin, row_end); break;
-    case 1: q4_panel_tile<ND, 1>(w, d0, 1, t, a, y, ldy, row_begin, row_end); break;
+    case 3: low_bit_panel_tile<kBits, ND, 3>(w, d0, 1, t, a, y, ldy, row_begin, row_end); break;
+    case 2: low_bit_panel_tile<kBits, ND, 2>(w, d0, 1, t, a, y, ldy, row_begin, row_end); break;
+    case 1: low_bit_panel_tile<kBits, ND, 1>(w, d0, 1, t, a, y, ldy, row_begin, row_end); break;
     default: break;
   }
 }
 
-// One token: 4 double panels at a time, taken from 4 quarters of the range, so that each is one
-// long sequential memory stream (24 accumulators), as the kQ4 chunk kernels do. (A read-only loop
-// over 4 adjacent 32 KiB streams ran at 21-25 GB/s on 2 threads, over streams 700 KiB apart at
-// 29-32; the kernel itself read ~22 GB/s either way in a layers-only loop.) More tokens: one
-// double panel x 4 tokens.
-void gemm_qd8_q4p(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
-                  float* y, int64_t ldy) {
-  int64_t d = row_begin / 32;
-  const int64_t end = (row_end + 31) / 32;
+// One token: kStreams panels at a time (kQ4P 4, kQ2P / kQ3P 2: 24 accumulators either way), taken
+// from as many parts of the range, so that each is one long sequential memory stream, as the kQ4
+// chunk kernels do. (A read-only loop over 4 adjacent 32 KiB streams ran at 21-25 GB/s on 2
+// threads, over streams 700 KiB apart at 29-32; the kQ4P kernel itself read ~22 GB/s either way in
+// a layers-only loop.) More tokens: one panel x kTokens tokens.
+template <int kBits>
+void gemm_qd8_low_bit_panels(const PackedWeightView& w, int64_t row_begin, int64_t row_end,
+                             const QuantizedActivationsView& a, float* y, int64_t ldy) {
+  constexpr int kRows = kBits == 4 ? 2 * kPanelRows : 4 * kPanelRows, kStreams = kBits == 4 ? 4 : 2;
+  int64_t d = row_begin / kRows;
+  const int64_t end = (row_end + kRows - 1) / kRows;
   if (a.tokens == 1) {
-    const int64_t part = (end - d) / 4;
-    for (int64_t i = 0; i < part; ++i) q4_panel_tile<4, 1>(w, d + i, part, 0, a, y, ldy, row_begin, row_end);
-    d += 4 * part;
+    const int64_t part = (end - d) / kStreams;
+    for (int64_t i = 0; i < part; ++i)
+      low_bit_panel_tile<kBits, kStreams, 1>(w, d + i, part, 0, a, y, ldy, row_begin, row_end);
+    d += kStreams * part;
   }
-  for (; d < end; ++d) q4_panel_tokens<1>(w, d, a, y, ldy, row_begin, row_end);
+  for (; d < end; ++d) low_bit_panel_tokens<kBits, 1>(w, d, a, y, ldy, row_begin, row_end);
 }
 
 }  // namespace
@@ -574,7 +622,9 @@ void fill_avx512_vnni_kernels(KernelTable& t) {
   t.gemm_qd8_q3g_f32 = gemm_qd8_chunked<ChunkQ3>;
   t.gemm_qd8_q2g_f32 = gemm_qd8_chunked<ChunkQ2>;
   t.gemm_qd8_q8p_f32 = gemm_qd8_q8p;
-  t.gemm_qd8_q4p_f32 = gemm_qd8_q4p;
+  t.gemm_qd8_q4p_f32 = gemm_qd8_low_bit_panels<4>;
+  t.gemm_qd8_q2p_f32 = gemm_qd8_low_bit_panels<2>;
+  t.gemm_qd8_q3p_f32 = gemm_qd8_low_bit_panels<3>;
   t.prefers_panels = true;
 }
 

@@ -21,6 +21,17 @@ uint32_t code_at(const PackedWeightView& w, int64_t r, int64_t k) {
     const uint8_t byte = w.codes[r / 32 * 16 * w.k_padded + k / 4 * 64 + r % kPanelRows * 4 + k % 4];
     return r % 32 < kPanelRows ? byte & 0xfu : byte >> 4;
   }
+  if (w.kind == PackedKind::kQ2P) {
+    const uint8_t byte = w.codes[r / 64 * 16 * w.k_padded + k / 4 * 64 + r % kPanelRows * 4 + k % 4];
+    return (byte >> (2 * (r % 64 / kPanelRows))) & 3u;
+  }
+  if (w.kind == PackedKind::kQ3P) {
+    const int64_t q = r % 64 / kPanelRows, odd = k / 4 % 2;
+    const uint8_t* piece = w.codes + r / 64 * 24 * w.k_padded + k / 8 * 192 + r % kPanelRows * 4 + k % 4;
+    const uint32_t low = (piece[64 * odd] >> (2 * q)) & 3u;
+    const uint32_t high = (piece[128] >> ((2 * q + 2) % 8 + odd)) & 1u;
+    return low | high << 2;
+  }
   const PackedKind kind = w.kind;
   const uint8_t* row = w.codes + r * w.row_bytes;
   const int64_t block = k / kBlock;
@@ -29,6 +40,8 @@ uint32_t code_at(const PackedWeightView& w, int64_t r, int64_t k) {
     case PackedKind::kQ8:
     case PackedKind::kQ8P:
     case PackedKind::kQ4P:  // handled above
+    case PackedKind::kQ2P:
+    case PackedKind::kQ3P:
     case PackedKind::kFP8: return row[k];
     case PackedKind::kQ4:
     case PackedKind::kNF4: {
@@ -139,12 +152,14 @@ void fill_ref_kernels(KernelTable& t) {
   t.isa = Isa::kRef;
   t.name = "ref";
   t.gemv_f16_f32 = t.gemv_bf16_f32 = t.gemv_q8g_f32 = t.gemv_q4g_f32 = t.gemv_q3g_f32 = t.gemv_q2g_f32 =
-      t.gemv_nf4g_f32 = t.gemv_fp8c_f32 = t.gemv_q8p_f32 = t.gemv_q4p_f32 = gemv_ref;
+      t.gemv_nf4g_f32 = t.gemv_fp8c_f32 = t.gemv_q8p_f32 = t.gemv_q4p_f32 = t.gemv_q2p_f32 =
+      t.gemv_q3p_f32 = gemv_ref;
   t.dequant_f16_f32 = t.dequant_bf16_f32 = t.dequant_q8g_f32 = t.dequant_q4g_f32 = t.dequant_q3g_f32 =
-      t.dequant_q2g_f32 = t.dequant_nf4g_f32 = t.dequant_fp8c_f32 = t.dequant_q8p_f32 = t.dequant_q4p_f32 = dequant_ref;
+      t.dequant_q2g_f32 = t.dequant_nf4g_f32 = t.dequant_fp8c_f32 = t.dequant_q8p_f32 = t.dequant_q4p_f32 =
+      t.dequant_q2p_f32 = t.dequant_q3p_f32 = dequant_ref;
   t.quantize_f32_qd8 = quantize_f32_qd8_ref;
   t.gemm_qd8_q8g_f32 = t.gemm_qd8_q4g_f32 = t.gemm_qd8_q3g_f32 = t.gemm_qd8_q2g_f32 = t.gemm_qd8_q8p_f32 =
-      t.gemm_qd8_q4p_f32 = gemm_qd8_ref;
+      t.gemm_qd8_q4p_f32 = t.gemm_qd8_q2p_f32 = t.gemm_qd8_q3p_f32 = gemm_qd8_ref;
   t.silu_mul_f32 = silu_mul_ref;
   t.softmax_f32 = softmax_ref;
 }
