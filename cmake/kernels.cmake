@@ -1,6 +1,7 @@
 # Per-ISA compile flags for src/kernels/<isa>/*.cc (included after lowbit_module(kernels ...)).
-# The default build never uses -march=native: each ISA's kernels live in their own translation
-# units, compiled for that ISA only, and dispatch.cc picks a table at run time (cpuid).
+# The default build never tunes for the build machine (march=native): each ISA's kernels live in
+# their own translation units, compiled for that ISA only, and dispatch.cc picks a table at run
+# time (cpuid).
 file(GLOB LOWBIT_KERNELS_AVX2 CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/src/kernels/avx2/*.cc")
 file(GLOB LOWBIT_KERNELS_AVX512 CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/src/kernels/avx512/*.cc")
 file(GLOB LOWBIT_KERNELS_REF CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/src/kernels/ref/*.cc")
