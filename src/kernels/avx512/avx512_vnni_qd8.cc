@@ -441,6 +441,8 @@ void gemm_qd8_chunked(const PackedWeightView& w, int64_t row_begin, int64_t row_
 // ---- int4 / int3 / int2 in double / quad panels (kQ4P / kQ3P / kQ2P, kernel_types.h) ----
 
 constexpr int64_t kLowBitPanelPrefetchBytes = 4096;
+// Rows per panel: 2 (kQ4P) or 4 (kQ2P, kQ3P) parts of 16 rows.
+constexpr int low_bit_panel_parts(int bits) { return bits == 4 ? 2 : 4; }
 //
 // kBits = 4 (kQ4P, panels of 32 rows), 2 (kQ2P, 64 rows) or 3 (kQ3P, 64 rows): ND panels, d0 + i *
 // stride for i < ND, against NT tokens from t0. One 64-byte load per panel and step of 4 inputs;
@@ -459,15 +461,12 @@ constexpr int64_t kLowBitPanelPrefetchBytes = 4096;
 template <int kBits, int ND, int NT>
 void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, int64_t t0,
                         const QuantizedActivationsView& a, float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
-  constexpr int kLowBits = kBits == 4 ? 4 : 2, kParts = 8 / kLowBits, kRows = kParts * kPanelRows;
+  constexpr int kParts = low_bit_panel_parts(kBits), kLowBits = 8 / kParts, kRows = kParts * kPanelRows;
   constexpr bool kHighPlane = kBits == 3;
   const int64_t blocks = w.k_padded / kBlock, per_group = w.group_size / kBlock, groups = w.groups_per_row;
   const int64_t panel_bytes = kRows * w.k_padded * kBits / 8;
-  __m512i mask[kParts], high_mask[kParts];
-  for (int h = 0; h < kParts; ++h) {
-    mask[h] = _mm512_set1_epi8(int8_t(((1 << kLowBits) - 1) << (kLowBits * h)));
-    high_mask[h] = _mm512_set1_epi8(int8_t(1 << ((2 * h + 2) % 8)));
-  }
+  __m512i mask[kParts];
+  for (int h = 0; h < kParts; ++h) mask[h] = _mm512_set1_epi8(int8_t(((1 << kLowBits) - 1) << (kLowBits * h)));
   // Row i of a part at scales[(r0 + i) * groups + g].
   const __m512i row_index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                                _mm512_set1_epi32(int32_t(groups)));
@@ -487,7 +486,8 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
       for (int h = 0; h < kParts; ++h)
         for (int t = 0; t < NT; ++t) sums[d][h][t] = _mm512_setzero_si512();
     if constexpr (kHighPlane) {
-      __m512i top_high[ND][NT];
+      __m512i high_mask[kParts], top_high[ND][NT];
+      for (int h = 0; h < kParts; ++h) high_mask[h] = _mm512_set1_epi8(int8_t(1 << ((2 * h + 2) % 8)));
       for (int d = 0; d < ND; ++d)
         for (int t = 0; t < NT; ++t) top_high[d][t] = _mm512_setzero_si512();
       for (int64_t piece = b * (kBlock / 8); piece < (b + 1) * (kBlock / 8); ++piece) {  // 8 inputs, 192 bytes
@@ -585,12 +585,14 @@ void low_bit_panel_tokens(const PackedWeightView& w, int64_t d0, const Quantized
   int64_t t = 0;
   for (; t + kTokens <= a.tokens; t += kTokens)
     low_bit_panel_tile<kBits, ND, kTokens>(w, d0, 1, t, a, y, ldy, row_begin, row_end);
-  switch (a.tokens - t) {
-    case 3: low_bit_panel_tile<kBits, ND, 3>(w, d0, 1, t, a, y, ldy, row_begin, row_end); break;
-    case 2: low_bit_panel_tile<kBits, ND, 2>(w, d0, 1, t, a, y, ldy, row_begin, row_end); break;
-    case 1: low_bit_panel_tile<kBits, ND, 1>(w, d0, 1, t, a, y, ldy, row_begin, row_end); break;
-    default: break;
+  if constexpr (kTokens == 4) {
+    switch (a.tokens - t) {
+      case 3: low_bit_panel_tile<kBits, ND, 3>(w, d0, 1, t, a, y, ldy, row_begin, row_end); return;
+      case 2: low_bit_panel_tile<kBits, ND, 2>(w, d0, 1, t, a, y, ldy, row_begin, row_end); return;
+      default: break;
+    }
   }
+  if (a.tokens - t == 1) low_bit_panel_tile<kBits, ND, 1>(w, d0, 1, t, a, y, ldy, row_begin, row_end);
 }
 
 // One token: kStreams panels at a time (kQ4P 4, kQ2P / kQ3P 2: 24 accumulators either way), taken
@@ -601,7 +603,7 @@ void low_bit_panel_tokens(const PackedWeightView& w, int64_t d0, const Quantized
 template <int kBits>
 void gemm_qd8_low_bit_panels(const PackedWeightView& w, int64_t row_begin, int64_t row_end,
                              const QuantizedActivationsView& a, float* y, int64_t ldy) {
-  constexpr int kRows = kBits == 4 ? 2 * kPanelRows : 4 * kPanelRows, kStreams = kBits == 4 ? 4 : 2;
+  constexpr int kRows = low_bit_panel_parts(kBits) * kPanelRows, kStreams = kBits == 4 ? 4 : 2;
   int64_t d = row_begin / kRows;
   const int64_t end = (row_end + kRows - 1) / kRows;
   if (a.tokens == 1) {
