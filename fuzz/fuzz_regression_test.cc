@@ -60,8 +60,11 @@ INSTANTIATE_TEST_SUITE_P(Targets, FuzzTargetTest, ::testing::ValuesIn(target_nam
 
 TEST(FuzzRegressions, EveryDirectoryNamesATarget) {
   if (!fs::is_directory(kRegressions)) GTEST_SKIP() << kRegressions << " is absent";
-  for (const auto& e : fs::directory_iterator(kRegressions))
-    if (e.is_directory()) EXPECT_NE(find_fuzz_target(e.path().filename().string()), nullptr) << e.path();
+  for (const auto& e : fs::directory_iterator(kRegressions)) {
+    if (e.is_directory()) {
+      EXPECT_NE(find_fuzz_target(e.path().filename().string()), nullptr) << e.path();
+    }
+  }
 }
 
 }  // namespace

@@ -165,7 +165,9 @@ TEST(QuantizedCheckpoint, GroupIndexOfActOrderSurvivesBothLayouts) {
     // The lowbit layout stores g_idx as is; the GPTQ reader drops a g_idx that is the
     // contiguous one (empty means exactly that), so compare the group of every column.
     const QuantizedMatrix &a = *back->quantized.at(down), &b = *q.quantized.at(down);
-    if (hidden == 172) EXPECT_EQ(a.g_idx, b.g_idx);
+    if (hidden == 172) {
+      EXPECT_EQ(a.g_idx, b.g_idx);
+    }
     for (int64_t col = 0; col < b.cols; ++col)
       ASSERT_EQ(a.group_of(col, a.layout()), b.group_of(col, b.layout())) << hidden << " col " << col;
     expect_same_logits(logits(*back), logits(q));

@@ -115,7 +115,9 @@ TEST(TokenizerTrain, EncoderReproducesTrainingSegmentation) {
       EXPECT_EQ(tok->encode(text, false), r->word_pieces[w]) << "\"" << text << "\"";
       ++checked;
     }
-    if (vocab > kMinTrainedVocab) EXPECT_GT(checked, 20);
+    if (vocab > kMinTrainedVocab) {
+      EXPECT_GT(checked, 20);
+    }
   }
 }
 

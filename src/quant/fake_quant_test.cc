@@ -36,9 +36,10 @@ TEST(FakeQuant, EqualsDequantizedRtnAndIsIdempotent) {
       EXPECT_NEAR(code, std::nearbyint(code), 1e-3f) << spec_text << " " << i;
       EXPECT_GE(std::nearbyint(code), 0.0f);
       EXPECT_LE(std::nearbyint(code), float(spec.max_code()));
-      if (!spec.symmetric)
+      if (!spec.symmetric) {
         EXPECT_LE(std::abs(fq[i] - w[i]), p.scale * (0.5f + float(spec.max_code()) * 0x1p-11f) + 1e-7f)
             << spec_text << " " << i;
+      }
     }
   }
 }

@@ -92,7 +92,9 @@ TEST(Recipe, PlanCountsExactBytes) {
   ASSERT_TRUE(plan.ok());
   for (const auto& e : plan->entries) {
     EXPECT_EQ(e.bytes, format_bytes(e.format, e.rows, e.cols));
-    if (e.format.is_quantized()) EXPECT_GT(e.bits_per_weight(), 4.0);
+    if (e.format.is_quantized()) {
+      EXPECT_GT(e.bits_per_weight(), 4.0);
+    }
   }
   EXPECT_EQ(plan->quantized_weights(), uint64_t(3 * (64 * 64 + 64 * 172)));
 }

@@ -42,7 +42,9 @@ TEST(SampleLmBatch, TargetsAreTheNextTokens) {
   for (int b = 0; b < 3; ++b)
     for (int t = 0; t < 8; ++t) {
       EXPECT_EQ(targets[size_t(b * 8 + t)], tokens[size_t(b * 8 + t)] + 1);
-      if (t > 0) EXPECT_EQ(tokens[size_t(b * 8 + t)], tokens[size_t(b * 8 + t - 1)] + 1);
+      if (t > 0) {
+        EXPECT_EQ(tokens[size_t(b * 8 + t)], tokens[size_t(b * 8 + t - 1)] + 1);
+      }
     }
   std::vector<int32_t> again(tokens.size()), again_t(tokens.size());
   sample_lm_batch(stream, 3, 8, 42, again.data(), again_t.data());
