@@ -56,7 +56,7 @@ namespace lowbit::kernels {
 // one conversion and one FMA with the block's activation scale (instead of one per 2 blocks of one
 // row).
 //
-// Value of weight (r, k), with g = k / group_size:
+// Value of weight (r, k), with g = k / group_size (scales[r, g] lies at param_index(), below):
 //   integer grids (kQ8 kQ4 kQ3 kQ2):  scales[r, g] * (code - zeros[r, g])   zeros are integers
 //   kNF4:                             scales[r, g] * nf4_level[code]
 //   kFP8:                             scales[r, g] * e4m3_value(code)
@@ -77,9 +77,26 @@ struct PackedWeightView {
   int64_t group_size = 0;      // inputs per scale, a multiple of kBlock (k_padded when per channel)
   int64_t groups_per_row = 0;  // k_padded / group_size, rounded up
   const uint8_t* codes = nullptr;  // [rows, row_bytes]
-  const float* scales = nullptr;   // [rows, groups_per_row] (panel kinds: whole panels); null for kF16/kBF16
-  const float* zeros = nullptr;    // [rows, groups_per_row] for integer grids, else null
+  const float* scales = nullptr;   // at param_index(); null for kF16/kBF16
+  const float* zeros = nullptr;    // at param_index() for integer grids, else null
 };
+
+inline bool is_panel_kind(PackedKind kind) {
+  return kind == PackedKind::kQ8P || kind == PackedKind::kQ4P || kind == PackedKind::kQ2P || kind == PackedKind::kQ3P;
+}
+
+// Where row r's scale and zero for weight group g lie in scales / zeros: [rows, groups] for the
+// row kinds; [rows / 16, groups, 16] for the panel kinds (padded to whole panels), so the 16 rows
+// of a panel part have one group's scales in one 64-byte vector (the VNNI panel kernels load them;
+// gathering them from [rows, groups] cost two vgatherdps per part and group, slow on Zen 4). kQ8P
+// has one group per row, where both orders are [rows].
+inline int64_t param_index(PackedKind kind, int64_t groups_per_row, int64_t r, int64_t g) {
+  if (!is_panel_kind(kind)) return r * groups_per_row + g;
+  return (r / kPanelRows * groups_per_row + g) * kPanelRows + r % kPanelRows;
+}
+inline int64_t param_index(const PackedWeightView& w, int64_t r, int64_t g) {
+  return param_index(w.kind, w.groups_per_row, r, g);
+}
 
 // Activations quantized dynamically ("qd8"): each token is rounded to symmetric int8 with one
 // scale per block of kBlock = 32 consecutive inputs (llama.cpp's Q8_0 granularity):

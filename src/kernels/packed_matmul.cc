@@ -29,10 +29,6 @@ const float* padded_activations(const PackedWeight& w, const float* x, int64_t n
   return buf.data();
 }
 
-bool is_panel_kind(PackedKind kind) {
-  return kind == PackedKind::kQ8P || kind == PackedKind::kQ4P || kind == PackedKind::kQ2P ||
-         kind == PackedKind::kQ3P;
-}
 
 void gemm_tiles(DequantFn dequant, const PackedWeightView& v, const float* x, int64_t n, float* y) {
   // As few tiles as fit kTileElements, rounded up to a multiple of the threads for balance.

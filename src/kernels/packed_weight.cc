@@ -134,7 +134,7 @@ std::shared_ptr<const PackedWeight> pack_q8_panels(const QuantizedMatrix& m) {
 }
 
 // A panel-packed weight's fields: rows rounded up to panels of `panel_rows`, scales and zeros
-// [those rows, groups], zero in the padding (so padding rows compute 0).
+// for those rows (at param_index(), kernel_types.h), zero in the padding (so padding rows compute 0).
 std::shared_ptr<PackedWeight> empty_panels(const QuantizedMatrix& m, PackedKind kind, int bits, int64_t panel_rows,
                                            int64_t group_size, int64_t groups_per_row) {
   auto p = std::make_shared<PackedWeight>();
@@ -157,8 +157,9 @@ std::shared_ptr<PackedWeight> empty_panels(const QuantizedMatrix& m, PackedKind 
 void copy_row_params(const QuantizedMatrix& m, const GroupLayout& layout, int64_t row, PackedWeight& p) {
   for (int64_t g = 0; g < p.groups_per_row; ++g) {
     const GroupParams& gp = m.params[size_t(layout.param_index(row, g * layout.group_size))];
-    p.scales[size_t(row * p.groups_per_row + g)] = gp.scale;
-    p.zeros[size_t(row * p.groups_per_row + g)] = gp.zero;
+    const size_t at = size_t(param_index(p.kind, p.groups_per_row, row, g));
+    p.scales[at] = gp.scale;
+    p.zeros[at] = gp.zero;
   }
 }
 

@@ -18,8 +18,10 @@ struct PackedWeight {
   // [rows, row_bytes] (kQ8P / kQ4P / kQ2P, kQ3P: rows rounded up to 16 / 32 / 64, panels); in
   // huge pages where the kernel allows (streaming_allocator.h)
   std::vector<uint8_t, StreamingAllocator<uint8_t>> codes;
-  std::vector<float> scales;   // [rows, groups_per_row] (per-tensor parameters repeated per row)
-  std::vector<float> zeros;    // [rows, groups_per_row], integer grids only
+  // At param_index() (kernel_types.h): [rows, groups_per_row], panel kinds [rows / 16, groups, 16];
+  // per-tensor parameters repeated per row
+  std::vector<float> scales;
+  std::vector<float> zeros;  // the same layout, integer grids only
   // What it was packed from (a QuantizedMatrix or an fp32 array): callers holding a weight that
   // may be replaced later compare this pointer before trusting the packed copy.
   const void* source = nullptr;

@@ -281,8 +281,8 @@ Panel unpack_panel(const PackedWeightView& w, int64_t p, UnpackedPanel& out) {
   out.zeros.assign(out.scales.size(), 0.0f);
   for (int i = 0; i < live; ++i)
     for (int64_t g = 0; g < w.groups_per_row; ++g) {
-      out.scales[size_t(g * kPanelRows + i)] = w.scales[(r0 + i) * w.groups_per_row + g];
-      out.zeros[size_t(g * kPanelRows + i)] = w.zeros[(r0 + i) * w.groups_per_row + g];
+      out.scales[size_t(g * kPanelRows + i)] = w.scales[param_index(w, r0 + i, g)];
+      out.zeros[size_t(g * kPanelRows + i)] = w.zeros[param_index(w, r0 + i, g)];
     }
   uint8_t* dst = out.codes.data() + ((64 - reinterpret_cast<uintptr_t>(out.codes.data()) % 64) % 64);
   const bool panel_kind = w.kind == PackedKind::kQ4P || w.kind == PackedKind::kQ3P || w.kind == PackedKind::kQ2P;

@@ -452,8 +452,9 @@ constexpr int low_bit_panel_parts(int bits) { return bits == 4 ? 2 : 4; }
 // same sums (it lies where it counts 4 x 4^q), part 3's bit 0 goes to its own sum, added x 256 per
 // block; the odd step's bits are first shifted down by one. Per 32-input block the int32 sums
 // (|sum| <= 32 * 448 * 127) are converted and scaled by the block's activation scale into a group
-// accumulator; per weight group that is multiplied by the 16 rows' scales (a gather: scales are
-// [rows, groups]; part q's also by 2^-(kLowBits q), exact) into the row accumulator. The zero
+// accumulator; per weight group that is multiplied by the 16 rows' scales (one load: panel kinds
+// keep them as [rows / 16, groups, 16], kernel_types.h; part q's also by 2^-(kLowBits q), exact)
+// into the row accumulator. The zero
 // points come last, as sum_g scale * zero * group_correction. kQ4P: 4 vector operations per 128
 // weights (about 9 per 128 weights and row for kQ4 rows); kQ2P: 9 per 256 (about 10 per 128 for
 // kQ2 rows); kQ3P: about 18 per 256 (about 17 per 128 for kQ3 rows). Rows outside [row_begin,
@@ -467,9 +468,10 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
   const int64_t panel_bytes = kRows * w.k_padded * kBits / 8;
   __m512i mask[kParts];
   for (int h = 0; h < kParts; ++h) mask[h] = _mm512_set1_epi8(int8_t(((1 << kLowBits) - 1) << (kLowBits * h)));
-  // Row i of a part at scales[(r0 + i) * groups + g].
-  const __m512i row_index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                               _mm512_set1_epi32(int32_t(groups)));
+  // The 16 rows of part h of panel d, group g: one vector at param_index(w, first_row[d] + 16 h, g).
+  const auto part_params = [&](const float* params, int64_t part_row, int64_t g) {
+    return _mm512_loadu_ps(params + param_index(w, part_row, g));
+  };
   const uint8_t* panel[ND];
   int64_t first_row[ND];
   for (int d = 0; d < ND; ++d) {
@@ -547,8 +549,7 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
       const int64_t g = b / per_group;
       for (int d = 0; d < ND; ++d)
         for (int h = 0; h < kParts; ++h) {
-          const float* base = w.scales + (first_row[d] + h * kPanelRows) * groups + g;
-          __m512 s = _mm512_i32gather_ps(row_index, base, 4);
+          __m512 s = part_params(w.scales, first_row[d] + h * kPanelRows, g);
           if (h > 0) s = _mm512_mul_ps(s, _mm512_set1_ps(1.0f / float(1 << (kLowBits * h))));
           for (int t = 0; t < NT; ++t) {
             acc[d][h][t] = _mm512_fmadd_ps(group_acc[d][h][t], s, acc[d][h][t]);
@@ -566,8 +567,7 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
       __m512 correction[NT];
       for (int t = 0; t < NT; ++t) correction[t] = _mm512_setzero_ps();
       for (int64_t g = 0; g < groups; ++g) {
-        const __m512 scale_zero = _mm512_mul_ps(_mm512_i32gather_ps(row_index, w.scales + r0 * groups + g, 4),
-                                                _mm512_i32gather_ps(row_index, w.zeros + r0 * groups + g, 4));
+        const __m512 scale_zero = _mm512_mul_ps(part_params(w.scales, r0, g), part_params(w.zeros, r0, g));
         for (int t = 0; t < NT; ++t)
           correction[t] =
               _mm512_fmadd_ps(scale_zero, _mm512_set1_ps(a.group_corrections[(t0 + t) * a.groups + g]), correction[t]);

@@ -64,7 +64,7 @@ uint32_t code_at(const PackedWeightView& w, int64_t r, int64_t k) {
 // Value of weight (r, k): the one fp32 multiply of formats/ decode_value().
 float weight_at(const PackedWeightView& w, int64_t r, int64_t k) {
   const uint32_t code = code_at(w, r, k);
-  const int64_t p = r * w.groups_per_row + k / w.group_size;
+  const int64_t p = param_index(w, r, k / w.group_size);
   switch (w.kind) {
     case PackedKind::kF16: return fp16_to_f32(uint16_t(code));
     case PackedKind::kBF16: return bf16_to_f32(uint16_t(code));
@@ -116,7 +116,7 @@ void gemm_qd8_ref(const PackedWeightView& w, int64_t row_begin, int64_t row_end,
     for (int64_t r = row_begin; r < row_end; ++r) {
       float acc = 0.0f;
       for (int64_t g = 0; g < w.groups_per_row; ++g) {
-        const int64_t p = r * w.groups_per_row + g;
+        const int64_t p = param_index(w, r, g);
         const int64_t zero = int64_t(w.zeros[p]);
         float group = 0.0f;
         for (int64_t b = g * w.group_size / kBlock; b < blocks && b < (g + 1) * w.group_size / kBlock; ++b) {
