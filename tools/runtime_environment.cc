@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 
 // From OpenBLAS (cblas.h of the OpenBLAS build); weak so that another BLAS still links.
 extern "C" char* openblas_get_corename(void) __attribute__((weak));
@@ -11,6 +12,9 @@ extern "C" char* openblas_get_corename(void) __attribute__((weak));
 namespace lowbit::cli {
 
 namespace {
+
+// Spins a waiting OpenMP thread makes before it sleeps, for the decoding commands (see the header).
+constexpr const char* kDecodeSpinCount = "20000";
 
 // The OpenBLAS core to ask for, or null when its own choice is fine.
 const char* better_openblas_core() {
@@ -34,6 +38,11 @@ void tune_runtime_environment(char** argv) {
   }
   if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
     setenv("OMP_WAIT_POLICY", "passive", 1);
+    changed = true;
+  }
+  if (std::getenv("GOMP_SPINCOUNT") == nullptr && argv[0] != nullptr && argv[1] != nullptr &&
+      (std::strcmp(argv[1], "bench") == 0 || std::strcmp(argv[1], "run") == 0)) {
+    setenv("GOMP_SPINCOUNT", kDecodeSpinCount, 1);
     changed = true;
   }
   if (!changed) return;
