@@ -149,7 +149,6 @@ void panel_tile(const PackedWeightView& w, int64_t p0, int64_t t0, const Quantiz
     for (int64_t step = b * (kBlock / 4); step < (b + 1) * (kBlock / 4); ++step) {
       __m512i codes[NP];
       for (int p = 0; p < NP; ++p) {
-        _mm_prefetch(reinterpret_cast<const char*>(panel[p] + step * 64 + 2048), _MM_HINT_T0);
         codes[p] = _mm512_loadu_si512(panel[p] + step * 64);
       }
       for (int t = 0; t < NT; ++t) {
@@ -440,7 +439,11 @@ void gemm_qd8_chunked(const PackedWeightView& w, int64_t row_begin, int64_t row_
 
 // ---- int4 / int3 / int2 in double / quad panels (kQ4P / kQ3P / kQ2P, kernel_types.h) ----
 
-constexpr int64_t kLowBitPanelPrefetchBytes = 4096;
+// The panel kernels (kQ8P above, these below) leave their streams to the hardware prefetcher: on
+// the Zen 4 VM of session 8, prefetching every line 2-4 KiB ahead made the decode of 22 TinyLlama
+// layers read less (layers-only harness, 8 interleaved rounds, median % of the probe with / without:
+// W4A8 72 / 87 and 79 / 82, W8A8 85 / 91, W2A8 68 / 73 and 70 / 81), as it did the bandwidth probe;
+// on the Emerald Rapids VM of sessions 5-6 no distance from none to 16 KiB made a difference.
 // Rows per panel: 2 (kQ4P) or 4 (kQ2P, kQ3P) parts of 16 rows.
 constexpr int low_bit_panel_parts(int bits) { return bits == 4 ? 2 : 4; }
 //
@@ -502,8 +505,6 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
           }
         for (int d = 0; d < ND; ++d) {
           const uint8_t* at = panel[d] + piece * 192;
-          for (int line = 0; line < 3; ++line)
-            _mm_prefetch(reinterpret_cast<const char*>(at + 64 * line + kLowBitPanelPrefetchBytes), _MM_HINT_T0);
           const __m512i high_even = _mm512_loadu_si512(at + 128);
           const __m512i low[2] = {_mm512_loadu_si512(at), _mm512_loadu_si512(at + 64)};
           const __m512i high[2] = {high_even, _mm512_srli_epi16(high_even, 1)};
@@ -526,7 +527,6 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
       for (int64_t step = b * (kBlock / 4); step < (b + 1) * (kBlock / 4); ++step) {
         __m512i part[ND][kParts];
         for (int d = 0; d < ND; ++d) {
-          _mm_prefetch(reinterpret_cast<const char*>(panel[d] + step * 64 + kLowBitPanelPrefetchBytes), _MM_HINT_T0);
           const __m512i v = _mm512_loadu_si512(panel[d] + step * 64);
           for (int h = 0; h < kParts; ++h) part[d][h] = _mm512_and_si512(v, mask[h]);
         }
