@@ -158,12 +158,18 @@ struct BF16 {
   }
 };
 
-// Prefetch distance within each stream. One sequential stream per core reaches only about 60% of
-// the read bandwidth on the machines measured (docs/results.md); the gemv kernels keep 4 rows in
-// flight from 4 separate quarters of their row range (4 streams, each prefetched ahead). Measured
-// on TinyLlama shapes at 2 threads: 512-1024 bytes best for int4, 1024-4096 for int8, 2048+ and
-// no prefetch worse.
-constexpr int64_t kPrefetchBytes = 1024;
+// Prefetch distance within each stream. One sequential stream per core reached only about 60% of
+// the read bandwidth on the Intel VM (docs/results.md); the gemv kernels keep 4 rows in flight
+// from 4 separate quarters of their row range (4 streams, each prefetched ahead). Measured on
+// TinyLlama shapes at 2 threads there: 512-1024 bytes best for int4, 1024-4096 for int8, 2048+ and
+// no prefetch worse. On the AMD EPYC (Zen 4) VM of session 8, 22 layers weight-only (layers-only
+// harness, 6 interleaved rounds, median % of the probe at 1024 / 512 / 256 bytes): int4 72 / 80 /
+// 80 and 73 / - / 81, int8 87 / 94 / 95 and 80 / - / 93; int2 (bound by decoding) unchanged.
+int64_t prefetch_bytes_for_this_cpu() {
+  __builtin_cpu_init();  // may run before the constructor that initializes the CPU model
+  return __builtin_cpu_is("amd") ? 512 : 1024;
+}
+const int64_t kPrefetchBytes = prefetch_bytes_for_this_cpu();
 
 // Rows in MR streams: [row_begin, row_end) splits into MR equal parts and pass p takes row p of
 // each part (rows r, r + part, r + 2 part, ...), so each row in flight walks its own contiguous
