@@ -29,7 +29,6 @@ const float* padded_activations(const PackedWeight& w, const float* x, int64_t n
   return buf.data();
 }
 
-
 void gemm_tiles(DequantFn dequant, const PackedWeightView& v, const float* x, int64_t n, float* y) {
   // As few tiles as fit kTileElements, rounded up to a multiple of the threads for balance.
   const int64_t threads = omp_get_max_threads();
