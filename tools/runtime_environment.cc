@@ -14,7 +14,7 @@ namespace lowbit::cli {
 namespace {
 
 // Spins a waiting OpenMP thread makes before it sleeps, for the decoding commands (see the header).
-constexpr const char* kDecodeSpinCount = "20000";
+constexpr const char* kDecodeSpinCount = "2000";
 
 // The OpenBLAS core to ask for, or null when its own choice is fine.
 const char* better_openblas_core() {
