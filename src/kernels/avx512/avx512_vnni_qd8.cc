@@ -458,10 +458,9 @@ constexpr int low_bit_panel_parts(int bits) { return bits == 4 ? 2 : 4; }
 // accumulator; per weight group that is multiplied by the 16 rows' scales (one load: panel kinds
 // keep them as [rows / 16, groups, 16], kernel_types.h; part q's also by 2^-(kLowBits q), exact)
 // into the row accumulator. The zero points come last, as sum_g scale * zero * group_correction.
-// kQ4P: 4 vector operations per 128
-// weights (about 9 per 128 weights and row for kQ4 rows); kQ2P: 9 per 256 (about 10 per 128 for
-// kQ2 rows); kQ3P: about 18 per 256 (about 17 per 128 for kQ3 rows). Rows outside [row_begin,
-// row_end) are computed but not stored.
+// kQ4P: 4 vector operations per 128 weights (about 9 per 128 weights and row for kQ4 rows); kQ2P:
+// 9 per 256 (about 10 per 128 for kQ2 rows); kQ3P: about 18 per 256 (about 17 per 128 for kQ3
+// rows). Rows outside [row_begin, row_end) are computed but not stored.
 template <int kBits, int ND, int NT>
 void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, int64_t t0,
                         const QuantizedActivationsView& a, float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {

@@ -165,11 +165,9 @@ struct BF16 {
 // no prefetch worse. On the AMD EPYC (Zen 4) VM of session 8, 22 layers weight-only (layers-only
 // harness, 6 interleaved rounds, median % of the probe at 1024 / 512 / 256 bytes): int4 72 / 80 /
 // 80 and 73 / - / 81, int8 87 / 94 / 95 and 80 / - / 93; int2 (bound by decoding) unchanged.
-int64_t prefetch_bytes_for_this_cpu() {
-  __builtin_cpu_init();  // may run before the constructor that initializes the CPU model
-  return __builtin_cpu_is("amd") ? 512 : 1024;
-}
-const int64_t kPrefetchBytes = prefetch_bytes_for_this_cpu();
+// Set by fill_avx512_kernels, which runs only on CPUs with AVX-512: a dynamic initializer here
+// would run at load time, in code built for AVX-512, on every CPU.
+int64_t prefetch_bytes = 1024;
 
 // Rows in MR streams: [row_begin, row_end) splits into MR equal parts and pass p takes row p of
 // each part (rows r, r + part, r + 2 part, ...), so each row in flight walks its own contiguous
@@ -207,7 +205,7 @@ void gemv_rows(const PackedWeightView& w, int64_t r0, int64_t stride, const floa
       const __m512 x0 = _mm512_loadu_ps(x + b * kBlock), x1 = _mm512_loadu_ps(x + b * kBlock + 16);
       const bool new_line = (b * D::kBytes) % 64 < D::kBytes;  // once per 64-byte line of codes
       for (int i = 0; i < MR; ++i) {
-        if (new_line) _mm_prefetch(reinterpret_cast<const char*>(row[i] + b * D::kBytes + kPrefetchBytes), _MM_HINT_T0);
+        if (new_line) _mm_prefetch(reinterpret_cast<const char*>(row[i] + b * D::kBytes + prefetch_bytes), _MM_HINT_T0);
         __m512 v[2];
         D::decode(row[i] + b * D::kBytes, param[i], v);
         s0[i] = _mm512_fmadd_ps(v[0], x0, s0[i]);
@@ -416,7 +414,7 @@ void gemv_chunk_rows(const PackedWeightView& w, int64_t r0, int64_t stride, cons
     }
     for (int i = 0; i < MR; ++i) {
       const uint8_t* p = row[i] + c * C::kChunkBytes;
-      _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + prefetch_bytes), _MM_HINT_T0);
       codes[i] = C::load(p);
     }
     const float* xc = xp + (c - c0) * kChunk;
@@ -497,7 +495,7 @@ void gemv_q8_rows(const PackedWeightView& w, int64_t r0, int64_t stride, const f
       const __m512 x0 = _mm512_loadu_ps(x + b * kBlock), x1 = _mm512_loadu_ps(x + b * kBlock + 16);
       for (int i = 0; i < MR; ++i) {
         const uint8_t* p = row[i] + b * kBlock;
-        if (b % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+        if (b % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(p + prefetch_bytes), _MM_HINT_T0);
         s0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(load_bytes16(p)), x0, s0[i]);
         s1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(load_bytes16(p + 16)), x1, s1[i]);
       }
@@ -550,6 +548,8 @@ void dequant(const PackedWeightView& w, int64_t row_begin, int64_t row_end, floa
 }  // namespace
 
 void fill_avx512_kernels(KernelTable& t) {
+  __builtin_cpu_init();  // idempotent; needed if a table is built before main
+  prefetch_bytes = __builtin_cpu_is("amd") ? 512 : 1024;
   t.isa = Isa::kAvx512;
   t.name = "avx512";
   t.gemv_f16_f32 = gemv<F16>;
