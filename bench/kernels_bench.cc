@@ -45,9 +45,10 @@ std::vector<float> random_floats(int64_t n, uint32_t seed, float stddev) {
 }
 
 // Random codes and plausible scales/zeros in the given format ("SPEC:panels": int8 per channel,
-// int4, int3 and int2 packed in the kQ8P / kQ4P / kQ3P / kQ2P VNNI panels).
+// int4, int3 and int2 packed in the kQ8P / kQ4P / kQ3P / kQ2P VNNI panels; "SPEC:lut": int3 and
+// int2 in the kQ3L / kQ2L lane panels of the table-lookup gemv).
 std::shared_ptr<const PackedWeight> random_packed(const std::string& format, const Shape& s) {
-  const bool panels = format.ends_with(":panels");
+  const bool panels = format.ends_with(":panels"), lut = format.ends_with(":lut");
   const std::string spec_text = format.substr(0, format.find(':'));
   QuantizedMatrix m;
   m.spec = *parse_format_spec(spec_text);
@@ -61,7 +62,7 @@ std::shared_ptr<const PackedWeight> random_packed(const std::string& format, con
   m.params.assign(size_t(m.layout().param_count()), GroupParams{0.01f, float((max_code + 1) / 2)});
   if (!m.spec.info().integer_grid)
     for (GroupParams& p : m.params) p.zero = 0.0f;
-  return pack_quantized(m, panels);
+  return pack_quantized(m, panels, lut);
 }
 
 struct Operand {
@@ -124,6 +125,7 @@ const Case kCases[] = {
     {"bf16", "bf16", false},              {"q8c", "int8_sym", false},
     {"q4g128", "int4g128", false},        {"q3g128", "int3g128", false},
     {"q2g64", "int2g64", false},          {"q2g128", "int2g128", false},
+    {"q3l_g128", "int3g128:lut", false},  {"q2l_g128", "int2g128:lut", false},  // table lookups, lane panels
     {"nf4g64", "nf4", false},
     {"fp8c", "fp8_e4m3", false},          {"qd8_q8c", "int8_sym", true},  // W8A8
     {"qd8_q4g128", "int4g128", true},  // W4A8

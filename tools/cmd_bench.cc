@@ -253,10 +253,16 @@ json bench_model(const std::string& path, const BenchOptions& o) {
   for (Linear* l : linears) {
     // --int8-activations switches on the W8A8 / W4A8 / W3A8 / W2A8 kernels where the weight has
     // one; a dynamically quantized checkpoint (--method dynamic) has its layers switched on already.
-    const kernels::PackedWeight* p = active_packed(*l);
-    if (o.int8_activations && p != nullptr && kernels::supports_qd8(*p) && !l->dynamic_int8_activations) {
+    // Weight-only layers may sit in layouts the W8A8 kernels do not read (kQ2L, kQ3L): repacked for
+    // dynamic activations first, and back when no qd8 kernel takes the result.
+    if (o.int8_activations && active_packed(*l) != nullptr && !l->dynamic_int8_activations) {
       l->dynamic_int8_activations = true;
       prepare_linear(*l);  // int8 per channel and int4/3/2 are repacked in VNNI panels where preferred
+      const kernels::PackedWeight* p = active_packed(*l);
+      if (p == nullptr || !kernels::supports_qd8(*p)) {
+        l->dynamic_int8_activations = false;
+        prepare_linear(*l);
+      }
     }
     if (o.dense != "f32") pack_dense_linear(*l, o.dense == "f16" ? kernels::PackedKind::kF16 : kernels::PackedKind::kBF16);
   }

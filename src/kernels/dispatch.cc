@@ -137,6 +137,8 @@ GemvF32Fn gemv_for(const KernelTable& t, PackedKind kind) {
     case PackedKind::kQ4P: return t.gemv_q4p_f32;
     case PackedKind::kQ2P: return t.gemv_q2p_f32;
     case PackedKind::kQ3P: return t.gemv_q3p_f32;
+    case PackedKind::kQ2L: return t.gemv_q2l_f32;
+    case PackedKind::kQ3L: return t.gemv_q3l_f32;
   }
   return nullptr;
 }
@@ -155,6 +157,8 @@ DequantFn dequant_for(const KernelTable& t, PackedKind kind) {
     case PackedKind::kQ4P: return t.dequant_q4p_f32;
     case PackedKind::kQ2P: return t.dequant_q2p_f32;
     case PackedKind::kQ3P: return t.dequant_q3p_f32;
+    case PackedKind::kQ2L: return t.dequant_q2l_f32;
+    case PackedKind::kQ3L: return t.dequant_q3l_f32;
   }
   return nullptr;
 }
@@ -187,6 +191,8 @@ const char* packed_kind_name(PackedKind kind) {
     case PackedKind::kQ4P: return "q4p";
     case PackedKind::kQ2P: return "q2p";
     case PackedKind::kQ3P: return "q3p";
+    case PackedKind::kQ2L: return "q2l";
+    case PackedKind::kQ3L: return "q3l";
   }
   return "?";
 }

@@ -10,8 +10,9 @@
 // where <weights> is f16 | bf16 | q8g | q4g | q3g | q2g (integer grid, per group; per channel is
 // one group spanning the row) | nf4g | fp8c (E4M3, one scale per row) | q8p (int8 per channel in
 // VNNI panels) | q4p (int4 per group in double VNNI panels) | q2p / q3p (int2 / int3 per group in
-// quad VNNI panels); for the panel kinds only the qd8
-// gemm is fast, the other entries are the reference. Layouts:
+// quad VNNI panels); for these panel kinds only the qd8 gemm is fast, the other entries are the
+// reference | q2l / q3l (int2 / int3 per group in lane panels for table-lookup gemv: their gemv and
+// dequant are fast, no qd8 gemm). Layouts:
 // kernel_types.h.
 //
 // Every kernel works on a row range [row_begin, row_end) and is single-threaded; the driver
@@ -66,6 +67,8 @@ struct KernelTable {
   GemvF32Fn gemv_q4p_f32 = nullptr;
   GemvF32Fn gemv_q2p_f32 = nullptr;
   GemvF32Fn gemv_q3p_f32 = nullptr;
+  GemvF32Fn gemv_q2l_f32 = nullptr;
+  GemvF32Fn gemv_q3l_f32 = nullptr;
 
   // Weight-only: tiles for prefill.
   DequantFn dequant_f16_f32 = nullptr;
@@ -80,6 +83,8 @@ struct KernelTable {
   DequantFn dequant_q4p_f32 = nullptr;
   DequantFn dequant_q2p_f32 = nullptr;
   DequantFn dequant_q3p_f32 = nullptr;
+  DequantFn dequant_q2l_f32 = nullptr;
+  DequantFn dequant_q3l_f32 = nullptr;
 
   // Dynamic int8 activations: W8A8, W4A8, W3A8, W2A8.
   QuantizeQd8Fn quantize_f32_qd8 = nullptr;
@@ -99,6 +104,9 @@ struct KernelTable {
   // should be packed as kQ8P / kQ4P / kQ3P / kQ2P (this table's gemm_qd8_q8p/q4p/q3p/q2p_f32 are
   // fast).
   bool prefers_panels = false;
+  // Whether int2 and int3 weights of weight-only layers should be packed as kQ2L / kQ3L (this
+  // table's gemv_q2l/q3l_f32 are fast).
+  bool prefers_lut_panels = false;
 };
 
 // Filled by each ISA's translation unit (only called when the CPU supports that ISA). The AVX2
@@ -113,5 +121,6 @@ void fill_amx_kernels(KernelTable& table);
 void fill_avx2_qd8_kernels(KernelTable& table);
 void fill_avx2_elementwise_kernels(KernelTable& table);
 void fill_avx512_elementwise_kernels(KernelTable& table);
+void fill_avx512_lut_kernels(KernelTable& table);
 
 }  // namespace lowbit::kernels

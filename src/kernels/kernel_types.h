@@ -50,6 +50,19 @@ namespace lowbit::kernels {
 //                 byte piece + 128 + j; row_bytes = 3 k_padded / 8. The plane bits of parts 0-2 land
 //                 where a vpdpbusd counts them 4 x 4^q (their low pairs count 4^q); part 3's at bit 0
 //                 count 1 and are summed apart, then shifted by 8 (x 256 = 4 x 4^3).
+//   kQ2L          int2 codes in lane panels for table-lookup gemv (weight-only, fp32 activations):
+//                 rows in panels of 16 (the last padded with code 0, scale 0, zero 0); within a
+//                 panel, for each step of 16 inputs, 64 bytes: dword i holds row i's 16 codes,
+//                 code k % 16 at bits 2 (k % 16). Code (r, k) is at bits 2 (k % 16) of the dword
+//                 at byte (r / 16) * 4 * k_padded + (k / 16) * 64 + (r % 16) * 4; row_bytes =
+//                 k_padded / 4. Bits 4t..4t+3 of a dword are the codes of inputs 2t and 2t + 1 of
+//                 the step, an index into a 16-entry table of their 16 possible sums (see avx512/).
+//   kQ3L          int3 codes in lane panels of 16 rows like kQ2L, in pieces of 32 inputs, 192
+//                 bytes each: the low bit pairs of inputs 0-15 as kQ2L (64 bytes), those of
+//                 inputs 16-31 (64 bytes), then 64 bytes whose dword i has bit 2 of row i's code
+//                 j at bit j. Code (r, k): piece = (r / 16) * 6 * k_padded + (k / 32) * 192, d = (r %
+//                 16) * 4: bits 2 (k % 16) of the dword at piece + 64 ((k % 32) / 16) + d, plus 4 x
+//                 bit k % 32 of the dword at piece + 128 + d; row_bytes = 3 k_padded / 8.
 // These orders let a vector of 8 or 16 lanes pull whole runs of consecutive codes out of one load
 // with shifts and masks (see avx2/ and avx512/); kQ8P lets one vpdpbusd multiply 4 inputs of one
 // token (broadcast) with 16 rows at once, so a 32-input block ends in 16 int32 row sums that need
@@ -57,15 +70,16 @@ namespace lowbit::kernels {
 // row).
 //
 // Value of weight (r, k), with g = k / group_size (scales[r, g] lies at param_index(), below):
-//   integer grids (kQ8 kQ4 kQ3 kQ2):  scales[r, g] * (code - zeros[r, g])   zeros are integers
+//   integer grids (kQ8 kQ4 kQ3 kQ2 and their panels):  scales[r, g] * (code - zeros[r, g])   zeros
+//                                      are integers
 //   kNF4:                             scales[r, g] * nf4_level[code]
 //   kFP8:                             scales[r, g] * e4m3_value(code)
 //   kF16, kBF16:                      the value itself
 inline constexpr int kBlock = 32;
 
-enum class PackedKind : uint8_t { kF16, kBF16, kQ8, kQ4, kQ3, kQ2, kNF4, kFP8, kQ8P, kQ4P, kQ2P, kQ3P };
-inline constexpr int kPackedKindCount = 12;
-// kQ8P; kQ4P's double panels hold 2 x 16 rows, kQ2P's and kQ3P's quad panels 4 x 16
+enum class PackedKind : uint8_t { kF16, kBF16, kQ8, kQ4, kQ3, kQ2, kNF4, kFP8, kQ8P, kQ4P, kQ2P, kQ3P, kQ2L, kQ3L };
+inline constexpr int kPackedKindCount = 14;
+// kQ8P, kQ2L, kQ3L; kQ4P's double panels hold 2 x 16 rows, kQ2P's and kQ3P's quad panels 4 x 16
 inline constexpr int kPanelRows = 16;
 
 struct PackedWeightView {
@@ -82,7 +96,8 @@ struct PackedWeightView {
 };
 
 inline bool is_panel_kind(PackedKind kind) {
-  return kind == PackedKind::kQ8P || kind == PackedKind::kQ4P || kind == PackedKind::kQ2P || kind == PackedKind::kQ3P;
+  return kind == PackedKind::kQ8P || kind == PackedKind::kQ4P || kind == PackedKind::kQ2P || kind == PackedKind::kQ3P ||
+         kind == PackedKind::kQ2L || kind == PackedKind::kQ3L;
 }
 
 // Where row r's scale and zero for weight group g lie in scales / zeros: [rows, groups] for the

@@ -23,9 +23,11 @@ int64_t block_bytes(PackedKind kind) {
     case PackedKind::kQ4P:
     case PackedKind::kNF4: return kBlock / 2;
     case PackedKind::kQ3:
-    case PackedKind::kQ3P: return 3 * kBlock / 8;
+    case PackedKind::kQ3P:
+    case PackedKind::kQ3L: return 3 * kBlock / 8;
     case PackedKind::kQ2:
-    case PackedKind::kQ2P: return kBlock / 4;
+    case PackedKind::kQ2P:
+    case PackedKind::kQ2L: return kBlock / 4;
   }
   return 0;
 }
@@ -213,9 +215,35 @@ std::shared_ptr<const PackedWeight> pack_q3_panels(const QuantizedMatrix& m, int
   return p;
 }
 
+// kQ2L / kQ3L (kernel_types.h): int2 / int3 codes in lane panels of 16 rows, each row's codes of
+// 16 consecutive inputs in one dword (kQ3L: bit 2 of 32 inputs in a third dword per piece).
+std::shared_ptr<const PackedWeight> pack_lut_panels(const QuantizedMatrix& m, PackedKind kind, int64_t group_size,
+                                                    int64_t groups_per_row) {
+  const bool three = kind == PackedKind::kQ3L;
+  auto p = empty_panels(m, kind, three ? 3 : 2, kPanelRows, group_size, groups_per_row);
+  const GroupLayout layout = m.layout();
+#pragma omp parallel for schedule(static) if (m.rows * m.cols > (1 << 20))
+  for (int64_t r = 0; r < m.rows; ++r) {
+    copy_row_params(m, layout, r, *p);
+    uint8_t* panel = p->codes.data() + r / kPanelRows * kPanelRows * p->row_bytes + r % kPanelRows * 4;
+    const uint8_t* codes = m.codes.data() + r * m.cols;
+    for (int64_t k = 0; k < m.cols; ++k) {
+      const uint8_t low = codes[k] & 3;
+      if (!three) {
+        panel[k / 16 * 64 + k % 16 / 4] |= uint8_t(low << (2 * (k % 4)));
+        continue;
+      }
+      uint8_t* piece = panel + k / 32 * 192;
+      piece[64 * (k % 32 / 16) + k % 16 / 4] |= uint8_t(low << (2 * (k % 4)));
+      piece[128 + k % 32 / 8] |= uint8_t((codes[k] >> 2 & 1) << (k % 8));
+    }
+  }
+  return p;
+}
+
 }  // namespace
 
-std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m, bool panels) {
+std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m, bool panels, bool lut_panels) {
   PackedKind kind;
   if (!kind_of(m.spec.id, &kind) || m.rows <= 0 || m.cols <= 0) return nullptr;
   const GroupLayout layout = m.layout();
@@ -230,6 +258,12 @@ std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m, boo
     if (kind == PackedKind::kQ3) return pack_q3_panels(m, group_size, groups_per_row);
     return pack_low_bit_panels(m, kind == PackedKind::kQ4 ? PackedKind::kQ4P : PackedKind::kQ2P, group_size,
                                groups_per_row);
+  }
+
+  if (lut_panels && !panels && (kind == PackedKind::kQ3 || kind == PackedKind::kQ2)) {
+    const int64_t group_size = grouped ? layout.group_size : round_up(m.cols, kBlock);
+    return pack_lut_panels(m, kind == PackedKind::kQ3 ? PackedKind::kQ3L : PackedKind::kQ2L, group_size,
+                           grouped ? layout.groups_per_row : 1);
   }
 
   auto p = std::make_shared<PackedWeight>(empty_packed(kind, m.rows, m.cols));

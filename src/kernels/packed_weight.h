@@ -15,7 +15,7 @@ namespace lowbit::kernels {
 struct PackedWeight {
   PackedKind kind = PackedKind::kQ8;
   int64_t rows = 0, cols = 0, k_padded = 0, row_bytes = 0, group_size = 0, groups_per_row = 0;
-  // [rows, row_bytes] (kQ8P / kQ4P / kQ2P, kQ3P: rows rounded up to 16 / 32 / 64, panels); in
+  // [rows, row_bytes] (kQ8P, kQ2L, kQ3L / kQ4P / kQ2P, kQ3P: rows rounded up to 16 / 32 / 64, panels); in
   // huge pages where the kernel allows (streaming_allocator.h)
   std::vector<uint8_t, StreamingAllocator<uint8_t>> codes;
   // At param_index() (kernel_types.h): [rows, groups_per_row], panel kinds [rows / 16, groups, 16];
@@ -36,7 +36,10 @@ struct PackedWeight {
 // reference dequantize path. Threaded over rows. panels: an int8 grid with one group per row is
 // packed as kQ8P, an int4 grid as kQ4P, int3 as kQ3P and int2 as kQ2P (for dynamic int8
 // activations on tables that prefer them; kernels_for(isa).prefers_panels), other formats as usual.
-std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m, bool panels = false);
+// lut_panels (weight-only layers, tables with prefers_lut_panels; ignored with panels): int3 and
+// int2 grids are packed as kQ3L / kQ2L.
+std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m, bool panels = false,
+                                                   bool lut_panels = false);
 
 // A dense fp32 [rows, cols] weight stored as kF16 or kBF16 (rounded to nearest even).
 std::shared_ptr<const PackedWeight> pack_dense(const float* weight, int64_t rows, int64_t cols, PackedKind kind);

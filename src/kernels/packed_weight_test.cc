@@ -13,12 +13,21 @@ using testing::edge_shapes;
 using testing::packable_specs;
 using testing::random_matrix;
 
+// The row layouts, and the lane panels that int2 / int3 take for table-lookup gemv (lut).
+std::shared_ptr<const PackedWeight> pack(const QuantizedMatrix& m, bool lut) {
+  auto p = pack_quantized(m, false, lut);
+  const bool lane_panels = lut && (m.spec.id == FormatId::kInt2 || m.spec.id == FormatId::kInt3);
+  EXPECT_TRUE(p == nullptr || lane_panels == (p->kind == PackedKind::kQ2L || p->kind == PackedKind::kQ3L));
+  return p;
+}
+
 TEST(PackQuantized, ReferenceUnpackEqualsDequantize) {
   uint32_t seed = 1;
+  for (bool lut : {false, true})
   for (const std::string& spec : packable_specs()) {
     for (const testing::Shape& s : edge_shapes()) {
       const QuantizedMatrix m = random_matrix(spec, s.rows, s.cols, seed++);
-      auto packed = pack_quantized(m);
+      auto packed = pack(m, lut);
       ASSERT_NE(packed, nullptr) << spec << " " << s.rows << "x" << s.cols;
       EXPECT_EQ(packed->k_padded % kBlock, 0);
       EXPECT_EQ(packed->source, &m);
@@ -33,10 +42,11 @@ TEST(PackQuantized, ReferenceUnpackEqualsDequantize) {
 TEST(PackQuantized, FastDequantIsBitIdentical) {
   uint32_t seed = 100;
   for (Isa isa : testing::fast_isas()) {
+    for (bool lut : {false, true})
     for (const std::string& spec : packable_specs()) {
       for (const testing::Shape& s : edge_shapes()) {
         const QuantizedMatrix m = random_matrix(spec, s.rows, s.cols, seed++);
-        auto p = pack_quantized(m);
+        auto p = pack(m, lut);
         ASSERT_NE(p, nullptr);
         std::vector<float> ref(size_t(p->rows * p->k_padded)), fast(ref.size(), -1.0f);
         dequant_for(kernels_for(Isa::kRef), p->kind)(p->view(), 0, p->rows, ref.data());
@@ -104,6 +114,13 @@ TEST(PackQuantized, BytesCountCodesAndParameters) {
   EXPECT_EQ(p->bytes(), uint64_t(4 * 4096 / 2 + 4 * 32 * 8));
   EXPECT_TRUE(supports_qd8(*p));
   EXPECT_FALSE(supports_qd8(*pack_quantized(random_matrix("nf4", 2, 64, 6))));
+  // Lane panels: 17 rows take two panels of 16; no qd8 kernel reads them.
+  const QuantizedMatrix m2 = random_matrix("int2g128", 17, 256, 7), m3 = random_matrix("int3", 17, 256, 8);
+  auto p2 = pack_quantized(m2, false, true), p3 = pack_quantized(m3, false, true);
+  EXPECT_EQ(p2->bytes(), uint64_t(32 * 256 / 4 + 32 * 2 * 8));
+  EXPECT_EQ(p3->bytes(), uint64_t(32 * 256 * 3 / 8 + 32 * 1 * 8));
+  EXPECT_FALSE(supports_qd8(*p2));
+  EXPECT_FALSE(supports_qd8(*p3));
 }
 
 }  // namespace

@@ -34,17 +34,20 @@ double folded_weight_bound(const QuantizedMatrix& m) {
 
 // The gemv of `isa` on a random `spec` matrix of shape s, called on two row ranges split at
 // rows / split, against the scalar reference within the derived dot-product tolerance.
+// lut: int2 / int3 in the lane panels of the table-lookup gemv (kQ2L / kQ3L).
 void expect_gemv_matches_reference(Isa isa, const std::string& spec, const testing::Shape& s, int64_t split,
-                                   uint32_t& seed) {
+                                   uint32_t& seed, bool lut = false) {
   const QuantizedMatrix m = random_matrix(spec, s.rows, s.cols, seed++);
-  auto p = pack_quantized(m);
+  auto p = pack_quantized(m, false, lut);
   ASSERT_NE(p, nullptr);
   const std::vector<float> x = padded(random_values(s.cols, seed++), p->k_padded);
   std::vector<float> ref(size_t(s.rows)), fast(size_t(s.rows), -1.0f);
   gemv_for(kernels_for(Isa::kRef), p->kind)(p->view(), 0, s.rows, x.data(), ref.data());
+  // The upper range first: the rows before it (possibly in the same 16-row panel) stay untouched.
   const int64_t r0 = s.rows / split;
-  gemv_for(kernels_for(isa), p->kind)(p->view(), 0, r0, x.data(), fast.data());
   gemv_for(kernels_for(isa), p->kind)(p->view(), r0, s.rows, x.data(), fast.data());
+  for (int64_t r = 0; r < r0; ++r) ASSERT_EQ(fast[size_t(r)], -1.0f) << isa_name(isa) << " " << spec << " row " << r;
+  gemv_for(kernels_for(isa), p->kind)(p->view(), 0, r0, x.data(), fast.data());
   const double w_bound = std::max(double(max_abs(dequantize(m))), folded_weight_bound(m));
   const double tol = dot_tolerance(s.cols, max_abs(x), w_bound);
   for (int64_t r = 0; r < s.rows; ++r)
@@ -69,6 +72,22 @@ TEST(GemvF32, LongRowsEveryIsaMatchesReference) {
     for (const char* spec : {"int8", "int8g128", "int8g256_sym", "int4", "int4g128", "int4g256_sym", "int3g128",
                              "int3", "int2g128", "int2g256_sym", "int2", "int4g64", "nf4g128"})
       for (const testing::Shape& s : shapes) expect_gemv_matches_reference(isa, spec, s, 2, seed);
+}
+
+// The table-lookup gemv on lane panels: every int2 / int3 granularity, edge shapes (row ranges
+// split inside a 16-row panel), rows longer than one slice of tables (2048 inputs) and more than
+// 4 panels per call.
+TEST(GemvF32, LutPanelsEveryIsaMatchesReference) {
+  uint32_t seed = 500;
+  std::vector<testing::Shape> shapes = edge_shapes();
+  for (const testing::Shape& s :
+       {testing::Shape{70, 2048 + 96}, testing::Shape{150, 4096 + 40}, testing::Shape{9, 300}})
+    shapes.push_back(s);
+  for (Isa isa : testing::fast_isas())
+    for (const char* spec : {"int2", "int2_sym", "int2g32", "int2g64_sym", "int2g128", "int2_tensor", "int3",
+                             "int3_sym", "int3g32", "int3g128", "int3g64_sym"})
+      for (const testing::Shape& s : shapes)
+        for (int64_t split : {2, 3}) expect_gemv_matches_reference(isa, spec, s, split, seed, /*lut=*/true);
 }
 
 TEST(GemvF32, HalfPrecisionWeights) {
@@ -109,7 +128,8 @@ TEST(MatmulF32, DecodeAndPrefillMatchDoubleReference) {
     for (const char* spec : {"int8", "int4g32", "int4g128_sym", "int3g64", "int2g32", "nf4", "fp8_e4m3"}) {
       for (const testing::Shape s : {testing::Shape{37, 172}, testing::Shape{70, 256}, testing::Shape{5, 33}}) {
         const QuantizedMatrix m = random_matrix(spec, s.rows, s.cols, seed++);
-        auto p = pack_quantized(m);
+        for (bool lut : {false, true}) {
+        auto p = pack_quantized(m, false, lut);
         const std::vector<float> w = dequantize(m);
         for (int64_t n : {1, 2, 9}) {
           const std::vector<float> x = random_values(n * s.cols, seed++);
@@ -118,7 +138,9 @@ TEST(MatmulF32, DecodeAndPrefillMatchDoubleReference) {
           const std::vector<double> expected = reference_product(w, s.rows, s.cols, x, n);
           const double tol = dot_tolerance(s.cols, max_abs(x), std::max(double(max_abs(w)), folded_weight_bound(m)));
           for (size_t i = 0; i < y.size(); ++i)
-            ASSERT_NEAR(y[i], expected[i], tol) << isa_name(isa) << " " << spec << " n=" << n << " at " << i;
+            ASSERT_NEAR(y[i], expected[i], tol)
+                << isa_name(isa) << " " << spec << " lut=" << lut << " n=" << n << " at " << i;
+        }
         }
       }
     }

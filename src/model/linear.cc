@@ -17,9 +17,12 @@ std::vector<float> weight_values(const Linear& layer) {
 
 void prepare_linear(Linear& layer) {
   // Int8 per-channel and int4/3/2 weights of a layer with dynamic int8 activations go into VNNI
-  // panels where the kernels prefer them (they then run only the W8A8 / W4A8 / W3A8 / W2A8 kernels).
-  const bool panels = layer.dynamic_int8_activations && kernels::kernels().prefers_panels;
-  layer.packed = layer.is_quantized() ? kernels::pack_quantized(*layer.quantized, panels) : nullptr;
+  // panels where the kernels prefer them (they then run only the W8A8 / W4A8 / W3A8 / W2A8 kernels);
+  // int3/int2 weights of weight-only layers go into lane panels for the table-lookup gemv.
+  const kernels::KernelTable& table = kernels::kernels();
+  const bool panels = layer.dynamic_int8_activations && table.prefers_panels;
+  const bool lut_panels = !layer.dynamic_int8_activations && table.prefers_lut_panels;
+  layer.packed = layer.is_quantized() ? kernels::pack_quantized(*layer.quantized, panels, lut_panels) : nullptr;
 }
 
 void prepare_linears(std::vector<LayerWeights>& layers, Linear& head) {

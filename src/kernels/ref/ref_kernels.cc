@@ -32,6 +32,16 @@ uint32_t code_at(const PackedWeightView& w, int64_t r, int64_t k) {
     const uint32_t high = (piece[128] >> ((2 * q + 2) % 8 + odd)) & 1u;
     return low | high << 2;
   }
+  if (w.kind == PackedKind::kQ2L) {
+    const uint8_t* d = w.codes + r / kPanelRows * 4 * w.k_padded + k / 16 * 64 + r % kPanelRows * 4;
+    return (d[k % 16 / 4] >> (2 * (k % 4))) & 3u;
+  }
+  if (w.kind == PackedKind::kQ3L) {
+    const uint8_t* piece = w.codes + r / kPanelRows * 6 * w.k_padded + k / 32 * 192 + r % kPanelRows * 4;
+    const uint32_t low = (piece[64 * (k % 32 / 16) + k % 16 / 4] >> (2 * (k % 4))) & 3u;
+    const uint32_t high = (piece[128 + k % 32 / 8] >> (k % 8)) & 1u;
+    return low | high << 2;
+  }
   const PackedKind kind = w.kind;
   const uint8_t* row = w.codes + r * w.row_bytes;
   const int64_t block = k / kBlock;
@@ -42,6 +52,8 @@ uint32_t code_at(const PackedWeightView& w, int64_t r, int64_t k) {
     case PackedKind::kQ4P:  // handled above
     case PackedKind::kQ2P:
     case PackedKind::kQ3P:
+    case PackedKind::kQ2L:
+    case PackedKind::kQ3L:
     case PackedKind::kFP8: return row[k];
     case PackedKind::kQ4:
     case PackedKind::kNF4: {
@@ -153,10 +165,10 @@ void fill_ref_kernels(KernelTable& t) {
   t.name = "ref";
   t.gemv_f16_f32 = t.gemv_bf16_f32 = t.gemv_q8g_f32 = t.gemv_q4g_f32 = t.gemv_q3g_f32 = t.gemv_q2g_f32 =
       t.gemv_nf4g_f32 = t.gemv_fp8c_f32 = t.gemv_q8p_f32 = t.gemv_q4p_f32 = t.gemv_q2p_f32 =
-      t.gemv_q3p_f32 = gemv_ref;
+      t.gemv_q3p_f32 = t.gemv_q2l_f32 = t.gemv_q3l_f32 = gemv_ref;
   t.dequant_f16_f32 = t.dequant_bf16_f32 = t.dequant_q8g_f32 = t.dequant_q4g_f32 = t.dequant_q3g_f32 =
       t.dequant_q2g_f32 = t.dequant_nf4g_f32 = t.dequant_fp8c_f32 = t.dequant_q8p_f32 = t.dequant_q4p_f32 =
-      t.dequant_q2p_f32 = t.dequant_q3p_f32 = dequant_ref;
+      t.dequant_q2p_f32 = t.dequant_q3p_f32 = t.dequant_q2l_f32 = t.dequant_q3l_f32 = dequant_ref;
   t.quantize_f32_qd8 = quantize_f32_qd8_ref;
   t.gemm_qd8_q8g_f32 = t.gemm_qd8_q4g_f32 = t.gemm_qd8_q3g_f32 = t.gemm_qd8_q2g_f32 = t.gemm_qd8_q8p_f32 =
       t.gemm_qd8_q4p_f32 = t.gemm_qd8_q2p_f32 = t.gemm_qd8_q3p_f32 = gemm_qd8_ref;
