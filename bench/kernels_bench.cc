@@ -23,11 +23,13 @@
 #include <vector>
 
 #include "kernels/packed_matmul.h"
+#include "random_weights.h"
 
 namespace {
 
 using namespace lowbit;
 using namespace lowbit::kernels;
+using lowbit::bench::random_floats;
 
 struct Shape {
   int64_t rows, cols;
@@ -35,35 +37,6 @@ struct Shape {
 };
 const Shape kShapes[] = {{4096, 4096}, {11008, 4096}, {2048, 5632}};
 constexpr int64_t kPrefillTokens = 128;
-
-std::vector<float> random_floats(int64_t n, uint32_t seed, float stddev) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, stddev);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = normal(rng);
-  return v;
-}
-
-// Random codes and plausible scales/zeros in the given format ("SPEC:panels": int8 per channel,
-// int4, int3 and int2 packed in the kQ8P / kQ4P / kQ3P / kQ2P VNNI panels; "SPEC:lut": int3 and
-// int2 in the kQ3L / kQ2L lane panels of the table-lookup gemv).
-std::shared_ptr<const PackedWeight> random_packed(const std::string& format, const Shape& s) {
-  const bool panels = format.ends_with(":panels"), lut = format.ends_with(":lut");
-  const std::string spec_text = format.substr(0, format.find(':'));
-  QuantizedMatrix m;
-  m.spec = *parse_format_spec(spec_text);
-  m.rows = s.rows;
-  m.cols = s.cols;
-  m.codes.resize(size_t(s.rows * s.cols));
-  std::mt19937 rng(7);
-  const int max_code = m.spec.info().integer_grid ? m.spec.max_code() : m.spec.id == FormatId::kNF4 ? 15 : 0x7e;
-  std::uniform_int_distribution<int> code(0, max_code);
-  for (uint8_t& c : m.codes) c = uint8_t(code(rng));
-  m.params.assign(size_t(m.layout().param_count()), GroupParams{0.01f, float((max_code + 1) / 2)});
-  if (!m.spec.info().integer_grid)
-    for (GroupParams& p : m.params) p.zero = 0.0f;
-  return pack_quantized(m, panels, lut);
-}
 
 struct Operand {
   std::vector<float> weight;                 // fp32 baseline
@@ -83,7 +56,7 @@ const Operand& operand(const std::string& format, const Shape& s) {
     const std::vector<float> w = random_floats(s.rows * s.cols, 1, 0.02f);
     op.packed = pack_dense(w.data(), s.rows, s.cols, format == "f16" ? PackedKind::kF16 : PackedKind::kBF16);
   } else {
-    op.packed = random_packed(format, s);
+    op.packed = lowbit::bench::random_packed(format, s.rows, s.cols);
   }
   return cache.emplace(key, std::move(op)).first->second;
 }

@@ -4,13 +4,14 @@
 // Each model runs in a forked child, so peak resident memory (getrusage ru_maxrss, which is
 // per process) is that model's alone; the child sends its figures back through a pipe. The
 // parent never enters an OpenMP region (libgomp's threads do not survive fork); the bandwidth
-// probe runs in a grandchild (std::thread only), right before each decode repeat.
+// probe runs in a process of its own (ProbeServer, std::thread only), forked once before the
+// models and asked for a measurement right before each decode repeat.
 //
 // Roofline: decode reads every weight once per token, so tokens/s <= read bandwidth / bytes read
 // per token (weights as the kernels hold them + norms + one embedding row + the KV cache at the
 // mean decode position). Bandwidth is measured in the same run, right before each decode repeat,
 // by threaded streaming sums over a buffer of at least 1 GiB and 4x the last-level cache, in two
-// read patterns, the better of which counts (measure_bandwidth): the
+// read patterns, the better of which counts (kernels/bandwidth_probe.h): the
 // machine's bandwidth drifts with its neighbours' load (32-50 GB/s on the machine measured), so
 // each decode is compared with the probe taken just before it, and the median over repeats of
 // those ratios is the reported % of the roof.
@@ -34,15 +35,15 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
-#include <thread>
 
 #include "cli_common.h"
 #include "commands.h"
+#include "kernels/bandwidth_probe.h"
 #include "kernels/kernels.h"
-#include "kernels/streaming_allocator.h"
 #include "model/forward.h"
 
 namespace lowbit::cli {
@@ -126,74 +127,82 @@ std::string cpu_name() {
   return "unknown CPU";
 }
 
-// The probe's two read patterns. Which one streams fastest depends on the machine, so the roof is
-// the better of the two (a roof understated is a kernel overstated):
-//  - each thread's slice read as 4 interleaved sequential streams, every line prefetched 4 KiB
-//    ahead, like the kernels' row streams: on the Emerald Rapids VM of sessions 1-7 one plain
-//    stream per core reached only ~60% of this;
-//  - one plain sequential stream per thread, left to the hardware prefetcher (vectorized by the
-//    compiler): on the AMD EPYC (Zen 4) VM of session 8 this read 53-63 GB/s with 2 threads, the
-//    4 prefetched streams 25-28.
-uint64_t sum_four_prefetched_streams(const uint64_t* slice, int64_t lines) {
-  constexpr int64_t kStreams = 4, kLine = 8;  // uint64 per 64-byte line
-  const int64_t per_stream = lines / kStreams;
-  uint64_t sum = 0;
-  for (int64_t i = 0; i < per_stream; ++i)
-    for (int64_t s = 0; s < kStreams; ++s) {
-      const uint64_t* p = slice + (s * per_stream + i) * kLine;
-      __builtin_prefetch(p + 512);  // 4 KiB ahead
-      sum += p[0] + p[1] + p[2] + p[3] + p[4] + p[5] + p[6] + p[7];
+// The roof's bandwidth (kernels/bandwidth_probe.h) as a process of its own, forked once before
+// any model: it allocates and first-touches its buffer (at least 1 GiB and 4x the last-level
+// cache) once and measures on request, so that no probe buffer is allocated or freed next to a
+// decode (on the Zen 4 VM a fresh 1 GiB buffer before each decode made the products 35% slower,
+// bandwidth_probe.h), and its buffer counts in no model's peak memory. Requests and replies go
+// through pipes: a model's process writes its thread count, the server answers one JSON line.
+class ProbeServer {
+ public:
+  ProbeServer() {
+    int request[2], reply[2];
+    if (::pipe(request) != 0 || ::pipe(reply) != 0) throw std::runtime_error("bandwidth probe: pipe failed");
+    std::fflush(stdout);
+    std::fflush(stderr);
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("bandwidth probe: fork failed");
+    if (pid_ == 0) {
+      ::close(request[1]);
+      ::close(reply[0]);
+      serve(request[0], reply[1]);
+      ::_exit(0);
     }
-  return sum;
-}
-
-uint64_t sum_one_stream(const uint64_t* slice, int64_t lines) {
-  uint64_t sum = 0;
-  for (int64_t i = 0; i < lines * 8; ++i) sum += slice[i];
-  return sum;
-}
-
-// Best of 5 threaded streaming sums per pattern (above), alternating, over a buffer well beyond
-// the last-level cache, in huge pages like the packed weights (kernels/streaming_allocator.h).
-// std::thread, not OpenMP: it runs in a process forked from one whose OpenMP threads are running
-// (libgomp's pool does not survive fork).
-json measure_bandwidth(int threads) {
-  constexpr int64_t kLine = 8;  // uint64 per 64-byte line
-  const int64_t bytes = std::max<int64_t>(int64_t(1) << 30, 4 * llc_bytes());
-  const int64_t n = bytes / 8, lines = n / kLine / threads;
-  const int64_t read_lines = lines / 4 * 4;  // what both patterns read
-  std::vector<uint64_t, kernels::StreamingAllocator<uint64_t>> buf(static_cast<size_t>(n));
-  const auto in_threads = [&](const std::function<uint64_t(int64_t)>& fn) {
-    std::vector<uint64_t> sums(static_cast<size_t>(threads));
-    std::vector<std::thread> pool;
-    for (int64_t t = 0; t < threads; ++t) pool.emplace_back([&, t] { sums[size_t(t)] = fn(t); });
-    for (std::thread& th : pool) th.join();
-    uint64_t total = 0;
-    for (uint64_t v : sums) total += v;
-    return total;
-  };
-  in_threads([&](int64_t t) {  // first touch by the thread that reads the slice
-    for (int64_t i = t * n / threads; i < (t + 1) * n / threads; ++i) buf[size_t(i)] = uint64_t(i);
-    return uint64_t(0);
-  });
-  double best_streams = 0, best_plain = 0;
-  uint64_t sink = 0;
-  for (int pass = 0; pass < 10; ++pass) {
-    const bool plain = pass % 2 == 1;
-    const double t0 = now();
-    sink += in_threads([&](int64_t t) {
-      const uint64_t* slice = buf.data() + t * lines * kLine;
-      return plain ? sum_one_stream(slice, read_lines) : sum_four_prefetched_streams(slice, read_lines);
-    });
-    double& best = plain ? best_plain : best_streams;
-    best = std::max(best, double(read_lines * threads * kLine * 8) / (now() - t0));
+    ::close(request[0]);
+    ::close(reply[1]);
+    request_ = request[1];
+    reply_ = reply[0];
   }
-  return {{"bandwidth_bytes_per_s", std::max(best_streams, best_plain)},
-          {"four_prefetched_streams_bytes_per_s", best_streams},
-          {"one_stream_bytes_per_s", best_plain},
-          {"buffer_bytes", bytes},
-          {"checksum", sink & 0xff}};
-}
+  ~ProbeServer() {
+    ::close(request_);  // end of requests: the server exits
+    ::close(reply_);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  ProbeServer(const ProbeServer&) = delete;
+  ProbeServer& operator=(const ProbeServer&) = delete;
+
+  // Measured now with `threads` threads (from a model's process, forked after the server).
+  json measure(int threads) const {
+    const int32_t n = threads;
+    if (::write(request_, &n, sizeof n) != sizeof n) return {{"error", "probe process gone"}};
+    std::string line;
+    char c;
+    while (::read(reply_, &c, 1) == 1 && c != '\n') line.push_back(c);
+    json r = json::parse(line, nullptr, false);
+    return r.is_discarded() ? json{{"error", "probe process sent no result"}} : r;
+  }
+
+ private:
+  static void serve(int requests, int replies) {
+    std::unique_ptr<kernels::ProbeBuffer> buffer;
+    int32_t threads = 0;
+    while (::read(requests, &threads, sizeof threads) == sizeof threads) {
+      json r;
+      try {
+        const int64_t bytes = std::max<int64_t>(int64_t(1) << 30, 4 * llc_bytes());
+        if (!buffer) buffer = std::make_unique<kernels::ProbeBuffer>(bytes, threads);
+        const kernels::ReadBandwidth bw = kernels::measure_read_bandwidth(*buffer, threads);
+        r = {{"bandwidth_bytes_per_s", bw.bytes_per_s},
+             {"four_prefetched_streams_bytes_per_s", bw.four_prefetched_streams_bytes_per_s},
+             {"one_stream_bytes_per_s", bw.one_stream_bytes_per_s},
+             {"buffer_bytes", bw.buffer_bytes},
+             {"checksum", bw.checksum & 0xff}};
+      } catch (const std::exception& e) {
+        r = {{"error", e.what()}};
+      }
+      const std::string text = r.dump() + "\n";
+      for (size_t done = 0; done < text.size();) {
+        const ssize_t n = ::write(replies, text.data() + done, text.size() - done);
+        if (n <= 0) return;
+        done += size_t(n);
+      }
+    }
+  }
+
+  pid_t pid_ = -1;
+  int request_ = -1, reply_ = -1;
+};
 
 // Bytes of a linear's weight as linear_forward reads it.
 uint64_t linear_bytes(const Linear& l) {
@@ -234,7 +243,7 @@ double decode_seconds_per_weight(const kernels::PackedWeight& p) {
   return std::max(0.0, kernel - half) / double(rows * p.k_padded);
 }
 
-json bench_model(const std::string& path, const BenchOptions& o) {
+json bench_model(const std::string& path, const BenchOptions& o, const ProbeServer& bandwidth_probe) {
   set_threads(o.threads);
   const double t_load = now();
   Result<Checkpoint> ckpt = load_checkpoint(path, o.tokenizer);
@@ -346,13 +355,12 @@ json bench_model(const std::string& path, const BenchOptions& o) {
     const double t0 = now();
     forward(prompt);
     prefill.push_back(double(o.prompt_tokens) / (now() - t0));
-    // The roof's bandwidth, probed right before the decode it is compared with (in a forked
-    // process, so its buffer does not count in this one's peak memory). This process's OpenMP
-    // threads are released first: with OMP_WAIT_POLICY=active they would spin through the probe
-    // on its cores (measured: 17-20 GB/s against 31-33, "% of roof" above 100%); the decode's
-    // first parallel region starts them again.
+    // The roof's bandwidth, probed right before the decode it is compared with (by the probe's
+    // own process, ProbeServer). This process's OpenMP threads are released first: with
+    // OMP_WAIT_POLICY=active they would spin through the probe on its cores (measured: 17-20 GB/s
+    // against 31-33, "% of roof" above 100%); the decode's first parallel region starts them again.
     omp_pause_resource_all(omp_pause_soft);
-    const json bw = run_in_child([&] { return measure_bandwidth(threads); });
+    const json bw = bandwidth_probe.measure(threads);
     if (bw.contains("error")) throw std::runtime_error("bandwidth probe: " + bw["error"].get<std::string>());
     bandwidth.push_back(bw["bandwidth_bytes_per_s"].get<double>());
     probe_buffer_bytes = bw["buffer_bytes"].get<double>();
@@ -478,8 +486,9 @@ void run_bench(const BenchOptions& o) {
   if (o.prompt_tokens < 1 || o.decode_tokens < 1 || o.repeats < 1)
     fail(error(ErrorCode::kInvalidArgument, "--prompt-tokens, --decode-tokens and --repeats must be positive"));
   std::vector<json> rows;
+  const ProbeServer probe;  // before any model's process, which inherits its pipes
   for (const std::string& path : o.models) {
-    json r = run_in_child([&] { return bench_model(path, o); });
+    json r = run_in_child([&] { return bench_model(path, o, probe); });
     if (r.contains("error")) fail(error(ErrorCode::kInvalidArgument, "{}: {}", path, r["error"].get<std::string>()));
     r["cpu"] = cpu_name();
     rows.push_back(std::move(r));
