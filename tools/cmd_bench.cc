@@ -74,6 +74,16 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
+// Writes all of `text` to `fd`; false when the reader is gone.
+bool write_all(int fd, const std::string& text) {
+  for (size_t done = 0; done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n <= 0) return false;
+    done += size_t(n);
+  }
+  return true;
+}
+
 // Runs `fn` in a forked child and returns its JSON (or {"error": ...} when it failed or died).
 json run_in_child(const std::function<json()>& fn) {
   std::fflush(stdout);
@@ -90,12 +100,7 @@ json run_in_child(const std::function<json()>& fn) {
     } catch (const std::exception& e) {
       r = {{"error", e.what()}};
     }
-    const std::string text = r.dump();
-    for (size_t done = 0; done < text.size();) {
-      const ssize_t n = ::write(fds[1], text.data() + done, text.size() - done);
-      if (n <= 0) break;
-      done += size_t(n);
-    }
+    write_all(fds[1], r.dump());
     ::_exit(0);
   }
   ::close(fds[1]);
@@ -191,12 +196,7 @@ class ProbeServer {
       } catch (const std::exception& e) {
         r = {{"error", e.what()}};
       }
-      const std::string text = r.dump() + "\n";
-      for (size_t done = 0; done < text.size();) {
-        const ssize_t n = ::write(replies, text.data() + done, text.size() - done);
-        if (n <= 0) return;
-        done += size_t(n);
-      }
+      if (!write_all(replies, r.dump() + "\n")) return;
     }
   }
 

@@ -37,11 +37,6 @@ uint64_t sum_one_stream(const uint64_t* slice, int64_t lines) {
 
 }  // namespace
 
-ReadBandwidth measure_read_bandwidth(int threads, int64_t buffer_bytes, ProbeThreads pool) {
-  const ProbeBuffer buffer(buffer_bytes, threads);
-  return measure_read_bandwidth(buffer, threads, pool);
-}
-
 ProbeBuffer::ProbeBuffer(int64_t bytes, int threads) {
   const int64_t n = bytes / 8, parts = std::max(1, threads);
   words_.resize(static_cast<size_t>(n));

@@ -17,9 +17,9 @@ struct ReadBandwidth {
   uint64_t checksum = 0;  // of the sums, so the reads cannot be optimized away
 };
 
-// Best of 5 threaded streaming sums per read pattern, alternating, over a buffer of
-// `buffer_bytes` (make it well beyond the last-level cache), in huge pages like the packed
-// weights (streaming_allocator.h). The patterns, because which one streams fastest depends on the
+// Best of 5 threaded streaming sums per read pattern, alternating, over a ProbeBuffer (below; make
+// it well beyond the last-level cache), in huge pages like the packed weights
+// (streaming_allocator.h). The patterns, because which one streams fastest depends on the
 // machine (a roof understated is a kernel overstated):
 //  - each thread's slice read as 4 interleaved sequential streams, every line prefetched 4 KiB
 //    ahead, like the kernels' row streams: on the Emerald Rapids VM of sessions 1-7 one plain
@@ -34,13 +34,13 @@ struct ReadBandwidth {
 // cores with the probe. kOpenMp reads with the process's own OpenMP threads, which stay where they
 // are (bench/decode_layers_bench, as the harness of session 8 did).
 enum class ProbeThreads { kStd, kOpenMp };
-ReadBandwidth measure_read_bandwidth(int threads, int64_t buffer_bytes, ProbeThreads pool = ProbeThreads::kStd);
 
-// A probe buffer kept across measurements: allocated and first touched once (by `threads`
-// std::threads, one slice each). Allocating, touching and freeing a fresh 1 GiB buffer right
-// before a decode made that decode's products 35% slower on the Zen 4 VM (session 9,
-// bench/decode_layers_bench: 15.4-16.3 GB/s against 23.1-25.7 with a kept buffer), for longer than
-// the decode of a few tokens; the guest kernel's work on the freed pages is the likely cause.
+// The probe's buffer, kept across measurements (there is no one-shot form on purpose): allocated
+// and first touched once (by `threads` std::threads, one slice each). Allocating, touching and
+// freeing a fresh 1 GiB buffer right before a decode made that decode's products 35% slower on
+// the Zen 4 VM (session 9, bench/decode_layers_bench: 15.4-16.3 GB/s against 23.1-25.7 with a
+// kept buffer), for longer than the decode of a few tokens; the guest kernel's work on the freed
+// pages is the likely cause.
 class ProbeBuffer {
  public:
   ProbeBuffer(int64_t bytes, int threads);
