@@ -6,8 +6,9 @@
 // FORMAT is a weight format (int4g128, int8_sym, int2g128, ...). The layers have TinyLlama-1.1B's
 // shapes (q 2048x2048, k and v 256x2048, o 2048x2048, gate and up 5632x2048, down 2048x5632) and
 // run as lowbit's decode runs them: q+k+v and gate+up each as one threaded product (gemv_parts),
-// packed as the runtime packs them (VNNI panels for dynamic int8 activations, lane panels for
-// weight-only int2 / int3, where the kernel table prefers them). Each round probes the read
+// packed as the runtime packs them (VNNI panels for dynamic int8 activations and, as two int8
+// slices, for weight-only int4/3/2; lane panels for weight-only int2 / int3 with
+// LOWBIT_EXACT_ACTIVATIONS=1; each where the kernel table prefers them). Each round probes the read
 // bandwidth (kernels/bandwidth_probe.h, the roof lowbit bench uses) and then decodes T tokens;
 // the round's figure is the products' read rate as a share of that probe. The median over rounds
 // is the result: this machine's bandwidth drifts from one second to the next, so compare two
@@ -82,7 +83,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   const KernelTable& table = lowbit::kernels::kernels();
-  const std::string layout = qd8 && table.prefers_panels ? ":panels" : !qd8 && table.prefers_lut_panels ? ":lut" : "";
+  // Weight-only int4/3/2 run as two int8 slices where the table says so (LOWBIT_EXACT_ACTIVATIONS=1:
+  // the fp32 kernels), as the runtime does (model/linear.cc).
+  const int bits = parsed->code_bits();
+  const bool sliced = !qd8 && table.weight_only_int8_slices && parsed->info().integer_grid && bits >= 2 && bits <= 4 &&
+                      supports_qd8_format(*parsed);
+  const int slices = qd8 ? 1 : sliced ? 2 : 0;
+  const std::string layout =
+      (qd8 || sliced) && table.prefers_panels ? ":panels" : !qd8 && table.prefers_lut_panels ? ":lut" : "";
   std::vector<Layer> stack;
   double bytes = 0;
   for (int l = 0; l < layers; ++l) {
@@ -98,22 +106,23 @@ int main(int argc, char** argv) {
   std::vector<float> q(kDim), k(kKvDim), v(kKvDim), o(kDim), gate(kHidden), up(kHidden), down(kDim);
   const auto token = [&] {
     for (const Layer& L : stack) {
-      const GemvPart qkv[3] = {{L.q.get(), qd8, nullptr, kDim, kDim, q.data()},
-                               {L.k.get(), qd8, nullptr, kKvDim, kDim, k.data()},
-                               {L.v.get(), qd8, nullptr, kKvDim, kDim, v.data()}};
+      const GemvPart qkv[3] = {{L.q.get(), slices, nullptr, kDim, kDim, q.data()},
+                               {L.k.get(), slices, nullptr, kKvDim, kDim, k.data()},
+                               {L.v.get(), slices, nullptr, kKvDim, kDim, v.data()}};
       gemv_parts(qkv, x.data());
-      const GemvPart out[1] = {{L.o.get(), qd8, nullptr, kDim, kDim, o.data()}};
+      const GemvPart out[1] = {{L.o.get(), slices, nullptr, kDim, kDim, o.data()}};
       gemv_parts(out, x.data());
-      const GemvPart ffn[2] = {{L.gate.get(), qd8, nullptr, kHidden, kDim, gate.data()},
-                               {L.up.get(), qd8, nullptr, kHidden, kDim, up.data()}};
+      const GemvPart ffn[2] = {{L.gate.get(), slices, nullptr, kHidden, kDim, gate.data()},
+                               {L.up.get(), slices, nullptr, kHidden, kDim, up.data()}};
       gemv_parts(ffn, x.data());
-      const GemvPart d[1] = {{L.down.get(), qd8, nullptr, kDim, kHidden, down.data()}};
+      const GemvPart d[1] = {{L.down.get(), slices, nullptr, kDim, kHidden, down.data()}};
       gemv_parts(d, x.data());
     }
   };
   const int threads = omp_get_max_threads();
   std::printf("%d layers of %s%s (packed as %s, kernels %s, %d threads): %.1f MB per token\n", layers, spec.c_str(),
-              qd8 ? " x int8 activations" : "", packed_kind_name(stack[0].q->kind), table.name, threads, bytes / 1e6);
+              qd8 ? " x int8 activations" : sliced ? " weight-only (activations as two int8 slices)" : " weight-only",
+              packed_kind_name(stack[0].q->kind), table.name, threads, bytes / 1e6);
   token();  // first touch and thread start-up
   std::vector<double> shares, rates;
   const ProbeBuffer probe(int64_t(1) << 30, threads);

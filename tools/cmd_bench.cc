@@ -44,6 +44,7 @@
 #include "commands.h"
 #include "kernels/bandwidth_probe.h"
 #include "kernels/kernels.h"
+#include "kernels/packed_matmul.h"
 #include "model/forward.h"
 
 namespace lowbit::cli {
@@ -230,15 +231,29 @@ double seconds_per_call(const std::function<void()>& fn) {
 // gemv kernel on cache-resident rows (one thread, ~64 Ki weights, within L2) less the same product
 // on fp16 weights (gemv_f16_f32, one conversion instruction per 16 weights: about the fp32
 // arithmetic alone), also cache-resident.
-double decode_seconds_per_weight(const kernels::PackedWeight& p) {
+// int8_slices: 2 for a weight-only weight that runs on the int8 kernels as two int8 slices
+// (gemv_parts: the token is rounded twice per call, a per-token cost, made small here by timing
+// 16x the weights, ~0.5 MiB of int4 codes, on one thread), else 0.
+double decode_seconds_per_weight(const kernels::PackedWeight& p, int int8_slices) {
   const kernels::KernelTable& table = kernels::kernels();
   const kernels::GemvF32Fn gemv = kernels::gemv_for(table, p.kind);
   if (gemv == nullptr || table.gemv_f16_f32 == nullptr) return 0.0;
-  const int64_t rows = std::min<int64_t>(p.rows, std::max<int64_t>(1, 65536 / p.k_padded));
-  std::vector<float> x(static_cast<size_t>(p.k_padded), 0.5f), y(static_cast<size_t>(rows));
+  const auto rows_for = [&](int64_t weights) { return std::min<int64_t>(p.rows, std::max<int64_t>(1, weights / p.k_padded)); };
+  const int64_t rows = rows_for(65536), kernel_rows = int8_slices > 0 ? rows_for(int64_t(1) << 20) : rows;
+  std::vector<float> x(static_cast<size_t>(p.k_padded), 0.5f), y(static_cast<size_t>(kernel_rows));
   const std::vector<float> dense(static_cast<size_t>(rows * p.k_padded), 0.25f);
   const auto f16 = kernels::pack_dense(dense.data(), rows, p.k_padded, kernels::PackedKind::kF16);
-  const double kernel = seconds_per_call([&] { gemv(p.view(), 0, rows, x.data(), y.data()); });
+  double kernel = 0;
+  if (int8_slices > 0) {
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const kernels::GemvPart part{&p, int8_slices, nullptr, kernel_rows, p.cols, y.data()};
+    kernel = seconds_per_call([&] { kernels::gemv_parts(std::span(&part, 1), x.data()); }) * double(rows) /
+             double(kernel_rows);
+    omp_set_num_threads(threads);
+  } else {
+    kernel = seconds_per_call([&] { gemv(p.view(), 0, rows, x.data(), y.data()); });
+  }
   const double half = seconds_per_call([&] { table.gemv_f16_f32(f16->view(), 0, rows, x.data(), y.data()); });
   return std::max(0.0, kernel - half) / double(rows * p.k_padded);
 }
@@ -297,7 +312,7 @@ json bench_model(const std::string& path, const BenchOptions& o, const ProbeServ
     if (p != nullptr && p->scales.size() > 0 && !(l->dynamic_int8_activations && kernels::supports_qd8(*p))) {
       weight_only_kernels = true;
       const auto key = std::pair{p->kind, p->k_padded};
-      if (!decode_cost.count(key)) decode_cost[key] = decode_seconds_per_weight(*p);
+      if (!decode_cost.count(key)) decode_cost[key] = decode_seconds_per_weight(*p, int8_slices(*l, *p));
       dequant_seconds += decode_cost[key] * double(p->rows * p->k_padded);
     }
   }
@@ -526,7 +541,10 @@ void add_bench_command(CLI::App& app) {
   cmd->footer(
       "Example:\n  lowbit synth --shape tinyllama-1.1b -o tl && lowbit quantize tl -o tl-q4 --bits 4 --group 128\n"
       "  lowbit bench tl tl-q4 --threads 2\n"
-      "Kernels: LOWBIT_ISA=ref|avx2|avx512 forces an ISA (default: the best this CPU runs).");
+      "Kernels: LOWBIT_ISA=ref|avx2|avx512 forces an ISA (default: the best this CPU runs).\n"
+      "On AVX-512 VNNI, weight-only int4/int3/int2 run on the int8 kernels with each token as two int8\n"
+      "slices (every input exact to 1/64516 of its 32-input block's max; decode path gemv_qd8x2_...);\n"
+      "LOWBIT_EXACT_ACTIVATIONS=1 runs them on the fp32 kernels instead.");
   cmd->callback([o] { run_bench(*o); });
 }
 

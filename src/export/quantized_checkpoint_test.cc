@@ -13,6 +13,7 @@
 
 #include "calib/quantize_checkpoint.h"
 #include "io/safetensors.h"
+#include "kernels/kernels.h"
 #include "model/forward.h"
 #include "model/synthetic.h"
 #include "testing/testing.h"
@@ -52,8 +53,13 @@ void expect_same_logits(const std::vector<float>& a, const std::vector<float>& b
     err = std::max(err, double(std::abs(a[i] - b[i])));
   }
   // Same codes and parameters; the reload only reorders q/k rows (rotate-half RoPE), which
-  // changes fp32 summation order: rounding-level differences.
-  EXPECT_LE(err, scale * 1e-5);
+  // changes fp32 summation order: rounding-level differences. Where weight-only int4 runs on the
+  // int8 kernels as two int8 slices (kernels/packed_matmul.h), each input of a product is carried
+  // to within 1/64516 of its 32-input block's max, and a rounding-level change of an input can
+  // move that representation anywhere within it: the two runs may then differ by about 2/64516
+  // (3.1e-5) of the inputs' scale per product (measured up to 4.4e-5 of the largest logit here).
+  const bool sliced = kernels::kernels().weight_only_int8_slices;
+  EXPECT_LE(err, scale * (sliced ? 3e-4 : 1e-5));
 }
 
 TEST(QuantizedCheckpoint, GptqConventionWhenShapesFit) {

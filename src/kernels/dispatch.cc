@@ -45,6 +45,8 @@ KernelTable build_table(Isa isa) {
   fill_avx512_kernels(t);
   if (cpu_has_avx512_vnni()) fill_avx512_vnni_kernels(t);
   if (cpu_has_avx512_vnni() && amx_int8_ready()) fill_amx_kernels(t);
+  const char* exact = std::getenv("LOWBIT_EXACT_ACTIVATIONS");
+  if (exact != nullptr && *exact != '\0' && *exact != '0') t.weight_only_int8_slices = false;
   return t;
 }
 

@@ -107,6 +107,10 @@ struct KernelTable {
   // Whether int2 and int3 weights of weight-only layers should be packed as kQ2L / kQ3L (this
   // table's gemv_q2l/q3l_f32 are fast).
   bool prefers_lut_panels = false;
+  // Whether weight-only int4, int3 and int2 layers should run on the int8 panel kernels with each
+  // token as two int8 slices (packed_matmul.h, matmul_qd8_slices; packed as for prefers_panels).
+  // Set with the VNNI kernels; LOWBIT_EXACT_ACTIVATIONS=1 clears it, for the fp32 kernels.
+  bool weight_only_int8_slices = false;
 };
 
 // Filled by each ISA's translation unit (only called when the CPU supports that ISA). The AVX2

@@ -25,6 +25,7 @@ std::vector<Isa> supported_isas();
 // The table for a supported `isa` (CHECK-fails otherwise). Built once per ISA.
 const KernelTable& kernels_for(Isa isa);
 // The table in use: LOWBIT_ISA when set and supported, else the best supported ISA.
+// LOWBIT_EXACT_ACTIVATIONS=1 clears its weight_only_int8_slices (kernel_table.h).
 const KernelTable& kernels();
 // Empty, or why LOWBIT_ISA was not honoured (unknown name, ISA not supported by this CPU).
 const std::string& kernel_selection_note();

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -51,6 +52,28 @@ void gemm_tiles(DequantFn dequant, const PackedWeightView& v, const float* x, in
   }
 }
 
+// One token x [cols] as `slices` int8 slices (matmul_qd8_slices): q [slices, k_padded], scales and
+// block_sums [slices, k_padded / kBlock]; slice 2 is the qd8 rounding of x - s1 q1, formed with one
+// fma per input so that the residual itself is exact to fp32 rounding.
+void quantize_qd8_slices(const KernelTable& table, const float* x, int64_t cols, int64_t k_padded, int slices,
+                         int8_t* q, float* scales, int32_t* block_sums) {
+  table.quantize_f32_qd8(x, cols, k_padded, q, scales, block_sums);
+  if (slices == 1) return;
+  std::vector<float> residual(static_cast<size_t>(cols));
+  for (int64_t k = 0; k < cols; ++k) residual[size_t(k)] = std::fma(-scales[k / kBlock], float(q[k]), x[k]);
+  const int64_t blocks = k_padded / kBlock;
+  table.quantize_f32_qd8(residual.data(), cols, k_padded, q + k_padded, scales + blocks, block_sums + blocks);
+}
+
+// y[r] = sum over slices i of sliced[i * rows + r], for r in [r0, r1).
+void sum_slices(const float* sliced, int64_t rows, int slices, int64_t r0, int64_t r1, float* y) {
+  for (int64_t r = r0; r < r1; ++r) {
+    float sum = sliced[r];
+    for (int i = 1; i < slices; ++i) sum += sliced[i * rows + r];
+    y[r] = sum;
+  }
+}
+
 }  // namespace
 
 void matmul_f32(const PackedWeight& w, const float* x, int64_t n, float* y, const KernelTable& table) {
@@ -74,26 +97,39 @@ void qd8_group_corrections(const float* scales, const int32_t* block_sums, int64
 }
 
 void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, const KernelTable& table) {
-  LOWBIT_CHECK(supports_qd8(w));
+  matmul_qd8_slices(w, x, n, y, 1, table);
+}
+
+void matmul_qd8_slices(const PackedWeight& w, const float* x, int64_t n, float* y, int slices,
+                       const KernelTable& table) {
+  LOWBIT_CHECK(supports_qd8(w) && (slices == 1 || slices == 2));
   if (n == 1) {  // as matmul_f32
-    const GemvPart part{&w, true, nullptr, w.rows, w.cols, y};
+    const GemvPart part{&w, slices, nullptr, w.rows, w.cols, y};
     gemv_parts(std::span<const GemvPart>(&part, 1), x, table);
     return;
   }
   const PackedWeightView v = w.view();
-  const int64_t blocks = w.k_padded / kBlock;
-  std::vector<int8_t> q(size_t(n * w.k_padded));
-  std::vector<float> scales(size_t(n * blocks)), corrections(size_t(n * w.groups_per_row));
-  std::vector<int32_t> sums(size_t(n * blocks));
+  const int64_t blocks = w.k_padded / kBlock, slice_tokens = n * slices;
+  std::vector<int8_t> q(size_t(slice_tokens * w.k_padded));
+  std::vector<float> scales(size_t(slice_tokens * blocks)), corrections(size_t(slice_tokens * w.groups_per_row));
+  std::vector<int32_t> sums(size_t(slice_tokens * blocks));
 #pragma omp parallel for schedule(static) if (n > 1 && double(n) * double(w.cols) > kParallelWork)
   for (int64_t t = 0; t < n; ++t) {
-    table.quantize_f32_qd8(x + t * w.cols, w.cols, w.k_padded, q.data() + t * w.k_padded, scales.data() + t * blocks,
-                           sums.data() + t * blocks);
-    qd8_group_corrections(scales.data() + t * blocks, sums.data() + t * blocks, blocks, w.group_size,
-                          corrections.data() + t * w.groups_per_row);
+    const int64_t s = t * slices;  // token t's slices are kernel tokens s .. s + slices - 1
+    quantize_qd8_slices(table, x + t * w.cols, w.cols, w.k_padded, slices, q.data() + s * w.k_padded,
+                        scales.data() + s * blocks, sums.data() + s * blocks);
+    for (int64_t i = s; i < s + slices; ++i)
+      qd8_group_corrections(scales.data() + i * blocks, sums.data() + i * blocks, blocks, w.group_size,
+                            corrections.data() + i * w.groups_per_row);
+  }
+  std::vector<float> sliced;  // [n * slices, rows], summed into y
+  float* out = y;
+  if (slices > 1) {
+    sliced.resize(size_t(slice_tokens * w.rows));
+    out = sliced.data();
   }
   QuantizedActivationsView a;
-  a.tokens = n;
+  a.tokens = slice_tokens;
   a.k_padded = w.k_padded;
   a.groups = w.groups_per_row;
   a.values = q.data();
@@ -106,18 +142,21 @@ void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, cons
   const int64_t chunk = is_panel_kind(w.kind) || n >= kPanelRows ? 4 * kPanelRows : kRowChunk;
   const int64_t chunks = (v.rows + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) if (double(n) * double(v.rows) * double(v.k_padded) > kParallelWork)
-  for (int64_t c = 0; c < chunks; ++c) gemm(v, c * chunk, std::min(v.rows, (c + 1) * chunk), a, y, v.rows);
+  for (int64_t c = 0; c < chunks; ++c) gemm(v, c * chunk, std::min(v.rows, (c + 1) * chunk), a, out, v.rows);
+  if (slices > 1)
+    for (int64_t t = 0; t < n; ++t) sum_slices(sliced.data() + t * slices * w.rows, w.rows, slices, 0, w.rows, y + t * w.rows);
 }
 
 void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTable& table) {
   if (parts.empty()) return;
   const int64_t cols = parts[0].cols, k_padded = (cols + kBlock - 1) / kBlock * kBlock;
-  bool any_qd8 = false;
+  int max_slices = 0;
   for (const GemvPart& p : parts) {
     LOWBIT_CHECK(p.cols == cols && (p.packed != nullptr) != (p.dense != nullptr));
-    LOWBIT_CHECK(p.packed == nullptr || (p.packed->rows == p.rows && p.packed->cols == cols));
-    LOWBIT_CHECK(!p.qd8 || (p.packed != nullptr && supports_qd8(*p.packed)));
-    any_qd8 = any_qd8 || p.qd8;
+    LOWBIT_CHECK(p.packed == nullptr || (p.rows <= p.packed->rows && p.packed->cols == cols));
+    LOWBIT_CHECK(p.int8_slices >= 0 && p.int8_slices <= 2);
+    LOWBIT_CHECK(p.int8_slices == 0 || (p.packed != nullptr && supports_qd8(*p.packed)));
+    max_slices = std::max(max_slices, p.int8_slices);
   }
   std::vector<float> padded;
   const float* xp = x;
@@ -126,26 +165,31 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
     std::memcpy(padded.data(), x, size_t(cols) * 4);
     xp = padded.data();
   }
-  // The token quantized once; each qd8 part's zero-point corrections for its own group size.
+  // The token quantized once (both slices when any part takes two: the first slice is what the
+  // one-slice parts read); each int8 part's zero-point corrections for its own group size.
   const int64_t blocks = k_padded / kBlock;
   std::vector<int8_t> q;
   std::vector<float> scales;
   std::vector<int32_t> sums;
-  std::vector<std::vector<float>> corrections(parts.size());
+  std::vector<std::vector<float>> corrections(parts.size()), sliced(parts.size());
   std::vector<QuantizedActivationsView> acts(parts.size());
-  if (any_qd8) {
-    q.resize(size_t(k_padded));
-    scales.resize(size_t(blocks));
-    sums.resize(size_t(blocks));
-    table.quantize_f32_qd8(x, cols, k_padded, q.data(), scales.data(), sums.data());
+  if (max_slices > 0) {
+    q.resize(size_t(max_slices * k_padded));
+    scales.resize(size_t(max_slices * blocks));
+    sums.resize(size_t(max_slices * blocks));
+    quantize_qd8_slices(table, x, cols, k_padded, max_slices, q.data(), scales.data(), sums.data());
   }
   for (size_t i = 0; i < parts.size(); ++i) {
-    if (!parts[i].qd8) continue;
+    const int slices = parts[i].int8_slices;
+    if (slices == 0) continue;
     const PackedWeight& w = *parts[i].packed;
-    corrections[i].resize(size_t(w.groups_per_row));
-    qd8_group_corrections(scales.data(), sums.data(), blocks, w.group_size, corrections[i].data());
-    acts[i] = QuantizedActivationsView{1, k_padded, w.groups_per_row, q.data(), scales.data(), sums.data(),
+    corrections[i].resize(size_t(slices * w.groups_per_row));
+    for (int s = 0; s < slices; ++s)
+      qd8_group_corrections(scales.data() + s * blocks, sums.data() + s * blocks, blocks, w.group_size,
+                            corrections[i].data() + s * w.groups_per_row);
+    acts[i] = QuantizedActivationsView{slices, k_padded, w.groups_per_row, q.data(), scales.data(), sums.data(),
                                        corrections[i].data()};
+    if (slices > 1) sliced[i].resize(size_t(slices * parts[i].rows));
   }
   // Work units of whole 16-row chunks (64 rows = 4 panels for the panel kinds), placed on the bytes
   // read; thread t takes the units whose middle falls in its t-th of the bytes (one contiguous
@@ -175,8 +219,11 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
     if (p.dense != nullptr) {
       cblas_sgemv(CblasRowMajor, CblasNoTrans, int(r1 - r0), int(cols), 1.0f, p.dense + r0 * cols, int(cols), x, 1,
                   0.0f, p.y + r0, 1);
-    } else if (p.qd8) {
+    } else if (p.int8_slices == 1) {
       gemm_qd8_for(table, p.packed->kind)(p.packed->view(), r0, r1, acts[i], p.y, p.rows);
+    } else if (p.int8_slices > 1) {
+      gemm_qd8_for(table, p.packed->kind)(p.packed->view(), r0, r1, acts[i], sliced[i].data(), p.rows);
+      sum_slices(sliced[i].data(), p.rows, p.int8_slices, r0, r1, p.y);
     } else {
       gemv_for(table, p.packed->kind)(p.packed->view(), r0, r1, xp, p.y);
     }

@@ -21,14 +21,29 @@ void matmul_f32(const PackedWeight& w, const float* x, int64_t n, float* y, cons
 // block dot products.
 void matmul_qd8(const PackedWeight& w, const float* x, int64_t n, float* y, const KernelTable& table = kernels());
 
+// Weight-only products on int8 kernels: each token of x goes to the qd8 kernels as two int8
+// slices, x ~ s1 q1 + s2 q2 per block of 32 inputs, where q1 is x's qd8 rounding and q2 that of
+// the residual x - s1 q1 (kernel_types.h, "qd8"); y is the sum of the two slices' products, one
+// pass over the weights (the kernels take the slices as two tokens). Each input is then carried
+// to within max|x[block]| / 64516 (|residual| <= s1 / 2, so s2 <= s1 / 254 and the second
+// rounding errs by at most s2 / 2): ~16 bits per block where int8 activations keep ~8, far below
+// any 4-bit weight's error, and 2^-9 relative is bf16's. Its reason is speed: a vpdpbusd does 64
+// multiply-adds, the fp32 FMA kernels 16 plus the decoding, and on the Zen 4 VM of session 10 the
+// weight-only int4 / int3 / int2 products read 15-40 % faster this way (docs/results.md).
+// supports_qd8(w) must hold; slices is 1 (dynamic int8 activations, as matmul_qd8) or 2.
+void matmul_qd8_slices(const PackedWeight& w, const float* x, int64_t n, float* y, int slices,
+                       const KernelTable& table = kernels());
+
 // One product of a decode group (one token; weights that read the same input): a packed weight
-// (weight-only kernels, or with qd8 and supports_qd8 the dynamic int8 kernels), or a dense fp32
+// (weight-only kernels, or with int8_slices > 0 and supports_qd8 the int8 kernels), or a dense fp32
 // weight [rows, cols] for BLAS.
 struct GemvPart {
   const PackedWeight* packed = nullptr;
-  bool qd8 = false;
+  // 0: fp32 activations (weight-only kernels); 1: dynamic int8 (W8A8 / W4A8 / W3A8 / W2A8); 2: the
+  // token as two int8 slices (matmul_qd8_slices).
+  int int8_slices = 0;
   const float* dense = nullptr;
-  int64_t rows = 0, cols = 0;
+  int64_t rows = 0, cols = 0;  // rows: the packed weight's, or fewer for its first rows only
   float* y = nullptr;  // [rows]
 };
 

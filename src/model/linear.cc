@@ -15,12 +15,25 @@ std::vector<float> weight_values(const Linear& layer) {
   return std::vector<float>(layer.weight, layer.weight + size_t(layer.out_features) * layer.in_features);
 }
 
+namespace {
+
+// Weight-only int4 / int3 / int2 grids that the int8 kernels run with the token as two int8
+// slices (kernels/packed_matmul.h, matmul_qd8_slices) where the table says so.
+bool weight_only_on_int8_slices(const Linear& layer, const kernels::KernelTable& table) {
+  if (layer.dynamic_int8_activations || !layer.is_quantized() || !table.weight_only_int8_slices) return false;
+  const FormatSpec& spec = layer.quantized->spec;
+  return spec.info().integer_grid && spec.code_bits() >= 2 && spec.code_bits() <= 4;
+}
+
+}  // namespace
+
 void prepare_linear(Linear& layer) {
   // Int8 per-channel and int4/3/2 weights of a layer with dynamic int8 activations go into VNNI
-  // panels where the kernels prefer them (they then run only the W8A8 / W4A8 / W3A8 / W2A8 kernels);
+  // panels where the kernels prefer them (they then run only the W8A8 / W4A8 / W3A8 / W2A8 kernels),
+  // and so do weight-only int4/3/2 weights on tables that run them as two int8 slices; otherwise
   // int3/int2 weights of weight-only layers go into lane panels for the table-lookup gemv.
   const kernels::KernelTable& table = kernels::kernels();
-  const bool panels = layer.dynamic_int8_activations && table.prefers_panels;
+  const bool panels = (layer.dynamic_int8_activations && table.prefers_panels) || weight_only_on_int8_slices(layer, table);
   const bool lut_panels = !layer.dynamic_int8_activations && table.prefers_lut_panels;
   layer.packed = layer.is_quantized() ? kernels::pack_quantized(*layer.quantized, panels, lut_panels) : nullptr;
 }
@@ -42,11 +55,18 @@ const kernels::PackedWeight* active_packed(const Linear& layer) {
   return layer.packed->source == current ? layer.packed.get() : nullptr;
 }
 
+// A weight-only weight in low-bit VNNI panels was packed so by prepare_linear for
+// matmul_qd8_slices (its weight-only gemv would be the reference).
+int int8_slices(const Linear& layer, const kernels::PackedWeight& p) {
+  if (!kernels::supports_qd8(p)) return 0;
+  if (layer.dynamic_int8_activations) return 1;
+  const bool low_bit_panels =
+      p.kind == kernels::PackedKind::kQ4P || p.kind == kernels::PackedKind::kQ3P || p.kind == kernels::PackedKind::kQ2P;
+  return low_bit_panels ? 2 : 0;
+}
+
 namespace {
 
-bool uses_qd8(const Linear& layer, const kernels::PackedWeight& p) {
-  return layer.dynamic_int8_activations && kernels::supports_qd8(p);
-}
 
 // The packed weight to run, or null for BLAS / the reference path. A layer that asks for dynamic
 // int8 activations never silently runs with exact activations: without a qd8 kernel for its
@@ -90,15 +110,16 @@ std::string linear_path(const Linear& layer, int n_tokens) {
     return layer.dynamic_int8_activations ? "reference_qd8" : "reference";
   }
   const std::string kind = kernels::packed_kind_name(p->kind);
-  if (uses_qd8(layer, *p)) return (n_tokens == 1 ? "gemv_qd8_" : "gemm_qd8_") + kind + "_f32";
+  const int slices = int8_slices(layer, *p);
+  if (slices > 0) return (n_tokens == 1 ? "gemv_qd8" : "gemm_qd8") + std::string(slices == 2 ? "x2_" : "_") + kind + "_f32";
   return n_tokens == 1 ? "gemv_" + kind + "_f32" : "dequant_" + kind + "_f32+sgemm";
 }
 
 void linear_forward(const Linear& layer, const float* x, int n_tokens, float* y) {
   const int out = layer.out_features, in = layer.in_features;
   if (const kernels::PackedWeight* p = kernel_weight(layer)) {
-    if (uses_qd8(layer, *p)) {
-      kernels::matmul_qd8(*p, x, n_tokens, y);
+    if (const int slices = int8_slices(layer, *p); slices > 0) {
+      kernels::matmul_qd8_slices(*p, x, n_tokens, y, slices);
     } else {
       kernels::matmul_f32(*p, x, n_tokens, y);
     }
@@ -142,7 +163,7 @@ void linear_forward_shared_input(std::span<const Linear* const> layers, const fl
     part.y = ys[i];
     if (const kernels::PackedWeight* p = kernel_weight(l)) {
       part.packed = p;
-      part.qd8 = uses_qd8(l, *p);
+      part.int8_slices = int8_slices(l, *p);
     } else if (!l.is_quantized() && l.weight != nullptr) {
       part.dense = l.weight;
     } else {

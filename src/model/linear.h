@@ -55,7 +55,12 @@ void pack_dense_linear(Linear& layer, kernels::PackedKind kind);
 
 // The packed weight linear_forward will use, or null (BLAS or the reference path).
 const kernels::PackedWeight* active_packed(const Linear& layer);
-// Human-readable path, e.g. "blas_f32", "gemv_q4g_f32", "gemm_qd8_q4g_f32", "reference".
+// How many int8 slices the layer's token takes on the int8 kernels with packed weight p
+// (kernels::GemvPart): 1 for dynamic int8 activations, 2 for a weight-only int4/3/2 weight that
+// prepare_linear put in VNNI panels (kernels/packed_matmul.h, matmul_qd8_slices), else 0.
+int int8_slices(const Linear& layer, const kernels::PackedWeight& p);
+// Human-readable path, e.g. "blas_f32", "gemv_q4g_f32", "gemm_qd8_q4g_f32", "gemv_qd8x2_q4p_f32" (a
+// weight-only layer on the int8 kernels, its token as two int8 slices), "reference".
 std::string linear_path(const Linear& layer, int n_tokens);
 
 // y[t, :] = W x[t, :] + b for t < n_tokens. x: [n_tokens, in], y: [n_tokens, out].

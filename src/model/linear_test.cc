@@ -8,6 +8,7 @@
 #include <cmath>
 #include <random>
 
+#include "kernels/kernels.h"
 #include "model/forward.h"
 #include "model/synthetic.h"
 
@@ -62,13 +63,15 @@ TEST(LinearForward, PackedKernelsMatchReferencePath) {
 }
 
 TEST(LinearForward, SwappedWeightFallsBackToReference) {
+  // Weight-only int4 runs on the int8 kernels as two int8 slices where the table says so.
+  const bool sliced = lowbit::kernels::kernels().weight_only_int8_slices;
   Linear l = quantized_linear("int4g32", 8, 64, 4);
-  EXPECT_EQ(linear_path(l, 1), "gemv_q4g_f32");
+  EXPECT_EQ(linear_path(l, 1), sliced ? "gemv_qd8x2_q4p_f32" : "gemv_q4g_f32");
   l.quantized = std::make_shared<QuantizedMatrix>(*l.quantized);  // e.g. GPTQ's driver replacing it
   EXPECT_EQ(active_packed(l), nullptr);
   EXPECT_EQ(linear_path(l, 1), "reference");
   prepare_linear(l);
-  EXPECT_EQ(linear_path(l, 7), "dequant_q4g_f32+sgemm");
+  EXPECT_EQ(linear_path(l, 7), sliced ? "gemm_qd8x2_q4p_f32" : "dequant_q4g_f32+sgemm");
 }
 
 TEST(LinearForward, DynamicInt8ActivationsUseQd8Kernels) {
@@ -106,6 +109,38 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double d = 0;
   for (size_t i = 0; i < a.size(); ++i) d = std::max(d, double(std::fabs(a[i] - b[i])));
   return d;
+}
+
+// Weight-only int4 / int3 / int2 on a table with weight_only_int8_slices (AVX-512 VNNI) run on the
+// int8 kernels with the token as two int8 slices (kernels/packed_matmul.h); other formats and
+// tables keep the fp32 kernels. Either way the result is the exact product within what the two
+// slices carry (each input to max|x[block]| / 64516; int8_slices_test.cc checks the bound).
+TEST(LinearForward, WeightOnlyLowBitOnInt8SlicesWhereTheTableSaysSo) {
+  const bool sliced = lowbit::kernels::kernels().weight_only_int8_slices;
+  for (const char* spec : {"int4g128", "int3g64", "int2g32_sym", "int8_sym", "nf4"}) {
+    Linear fast = quantized_linear(spec, 33, 256, 21);
+    Linear reference = fast;
+    reference.packed = nullptr;
+    const std::string s(spec);
+    const bool low_bit = s.starts_with("int4") || s.starts_with("int3") || s.starts_with("int2");
+    EXPECT_EQ(linear_path(fast, 1).find("qd8x2") != std::string::npos, sliced && low_bit) << linear_path(fast, 1);
+    for (int n : {1, 4}) {
+      const std::vector<float> x = gaussian(int64_t(n) * 256, 22, 1.0f);
+      std::vector<float> y_fast(size_t(n) * 33), y_ref(y_fast.size());
+      linear_forward(fast, x.data(), n, y_fast.data());
+      linear_forward(reference, x.data(), n, y_ref.data());
+      // Each input is carried to within max|x| / 64516 (a bound over all blocks and tokens).
+      const std::vector<float> w = weight_values(fast);
+      double max_x = 0, row_abs = 0;
+      for (float v : x) max_x = std::max(max_x, double(std::fabs(v)));
+      for (int o = 0; o < 33; ++o) {
+        double sum = 0;
+        for (int k = 0; k < 256; ++k) sum += std::fabs(w[size_t(o) * 256 + k]);
+        row_abs = std::max(row_abs, sum);
+      }
+      EXPECT_LE(max_abs_diff(y_fast, y_ref), reorder_bound(fast, x, n) + row_abs * max_x / 64516) << spec << " n=" << n;
+    }
+  }
 }
 
 TEST(LinearForward, DynamicReferencePathMatchesQd8Kernels) {

@@ -610,6 +610,14 @@ void gemm_qd8_low_bit_panels(const PackedWeightView& w, int64_t row_begin, int64
     for (int64_t i = 0; i < part; ++i)
       low_bit_panel_tile<kBits, kStreams, 1>(w, d + i, part, 0, a, y, ldy, row_begin, row_end);
     d += kStreams * part;
+  } else if (a.tokens == 2) {
+    // One token as two int8 slices (packed_matmul.h, weight-only decode): half the streams, as
+    // many accumulators. kQ2P / kQ3P keep one stream.
+    constexpr int kSlicedStreams = kStreams / 2;
+    const int64_t part = (end - d) / kSlicedStreams;
+    for (int64_t i = 0; i < part; ++i)
+      low_bit_panel_tile<kBits, kSlicedStreams, 2>(w, d + i, part, 0, a, y, ldy, row_begin, row_end);
+    d += kSlicedStreams * part;
   }
   for (; d < end; ++d) low_bit_panel_tokens<kBits, 1>(w, d, a, y, ldy, row_begin, row_end);
 }
@@ -627,6 +635,7 @@ void fill_avx512_vnni_kernels(KernelTable& t) {
   t.gemm_qd8_q2p_f32 = gemm_qd8_low_bit_panels<2>;
   t.gemm_qd8_q3p_f32 = gemm_qd8_low_bit_panels<3>;
   t.prefers_panels = true;
+  t.weight_only_int8_slices = true;
 }
 
 }  // namespace lowbit::kernels
