@@ -124,6 +124,8 @@ inline int64_t param_index(const PackedWeightView& w, int64_t r, int64_t g) {
 // weight group g of scales[t, b] * block_sums[t, b], the activation side of the zero-point term
 //   sum_k (code_k - zero) q_k scale_b = sum_k code_k q_k scale_b - zero * group_correction
 // (made by qd8_group_corrections() in packed_matmul.h for the weight's group size).
+// matmul_qd8_slices (packed_matmul.h) passes one token of a weight-only product as two such
+// tokens, its two int8 slices, and sums their outputs.
 struct QuantizedActivationsView {
   int64_t tokens = 0;
   int64_t k_padded = 0;
