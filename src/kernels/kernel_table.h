@@ -105,7 +105,7 @@ struct KernelTable {
   // fast).
   bool prefers_panels = false;
   // Whether int2 and int3 weights of weight-only layers should be packed as kQ2L / kQ3L (this
-  // table's gemv_q2l/q3l_f32 are fast).
+  // table's gemv_q2l/q3l_f32 are fast), where weight_only_int8_slices does not take them.
   bool prefers_lut_panels = false;
   // Whether weight-only int4, int3 and int2 layers should run on the int8 panel kernels with each
   // token as two int8 slices (packed_matmul.h, matmul_qd8_slices; packed as for prefers_panels).

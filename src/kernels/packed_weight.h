@@ -35,7 +35,8 @@ struct PackedWeight {
 // multiple of kBlock (32), or an act-order g_idx that is not the identity. Such weights keep the
 // reference dequantize path. Threaded over rows. panels: an int8 grid with one group per row is
 // packed as kQ8P, an int4 grid as kQ4P, int3 as kQ3P and int2 as kQ2P (for dynamic int8
-// activations on tables that prefer them; kernels_for(isa).prefers_panels), other formats as usual.
+// activations on tables that prefer them, kernels_for(isa).prefers_panels, and for weight-only
+// int4/3/2 run as two int8 slices, weight_only_int8_slices), other formats as usual.
 // lut_panels (weight-only layers, tables with prefers_lut_panels; ignored with panels): int3 and
 // int2 grids are packed as kQ3L / kQ2L.
 std::shared_ptr<const PackedWeight> pack_quantized(const QuantizedMatrix& m, bool panels = false,
