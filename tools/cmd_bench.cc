@@ -238,7 +238,9 @@ double decode_seconds_per_weight(const kernels::PackedWeight& p, int int8_slices
   const kernels::KernelTable& table = kernels::kernels();
   const kernels::GemvF32Fn gemv = kernels::gemv_for(table, p.kind);
   if (gemv == nullptr || table.gemv_f16_f32 == nullptr) return 0.0;
-  const auto rows_for = [&](int64_t weights) { return std::min<int64_t>(p.rows, std::max<int64_t>(1, weights / p.k_padded)); };
+  const auto rows_for = [&](int64_t weights) {
+    return std::min<int64_t>(p.rows, std::max<int64_t>(1, weights / p.k_padded));
+  };
   const int64_t rows = rows_for(65536), kernel_rows = int8_slices > 0 ? rows_for(int64_t(1) << 20) : rows;
   std::vector<float> x(static_cast<size_t>(p.k_padded), 0.5f), y(static_cast<size_t>(kernel_rows));
   const std::vector<float> dense(static_cast<size_t>(rows * p.k_padded), 0.25f);

@@ -144,7 +144,8 @@ void matmul_qd8_slices(const PackedWeight& w, const float* x, int64_t n, float* 
 #pragma omp parallel for schedule(static) if (double(n) * double(v.rows) * double(v.k_padded) > kParallelWork)
   for (int64_t c = 0; c < chunks; ++c) gemm(v, c * chunk, std::min(v.rows, (c + 1) * chunk), a, out, v.rows);
   if (slices > 1)
-    for (int64_t t = 0; t < n; ++t) sum_slices(sliced.data() + t * slices * w.rows, w.rows, slices, 0, w.rows, y + t * w.rows);
+    for (int64_t t = 0; t < n; ++t)
+      sum_slices(sliced.data() + t * slices * w.rows, w.rows, slices, 0, w.rows, y + t * w.rows);
 }
 
 void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTable& table) {

@@ -33,9 +33,13 @@ void prepare_linear(Linear& layer) {
   // and so do weight-only int4/3/2 weights on tables that run them as two int8 slices; otherwise
   // int3/int2 weights of weight-only layers go into lane panels for the table-lookup gemv.
   const kernels::KernelTable& table = kernels::kernels();
-  const bool panels = (layer.dynamic_int8_activations && table.prefers_panels) || weight_only_on_int8_slices(layer, table);
+  const bool sliced = weight_only_on_int8_slices(layer, table);
+  const bool panels = (layer.dynamic_int8_activations && table.prefers_panels) || sliced;
   const bool lut_panels = !layer.dynamic_int8_activations && table.prefers_lut_panels;
   layer.packed = layer.is_quantized() ? kernels::pack_quantized(*layer.quantized, panels, lut_panels) : nullptr;
+  // Rows too long for the int8 kernels' int32 sums (supports_qd8): the fp32 kernels' layout.
+  if (sliced && layer.packed != nullptr && !kernels::supports_qd8(*layer.packed))
+    layer.packed = kernels::pack_quantized(*layer.quantized, false, lut_panels);
 }
 
 void prepare_linears(std::vector<LayerWeights>& layers, Linear& head) {
@@ -66,7 +70,6 @@ int int8_slices(const Linear& layer, const kernels::PackedWeight& p) {
 }
 
 namespace {
-
 
 // The packed weight to run, or null for BLAS / the reference path. A layer that asks for dynamic
 // int8 activations never silently runs with exact activations: without a qd8 kernel for its
@@ -111,7 +114,8 @@ std::string linear_path(const Linear& layer, int n_tokens) {
   }
   const std::string kind = kernels::packed_kind_name(p->kind);
   const int slices = int8_slices(layer, *p);
-  if (slices > 0) return (n_tokens == 1 ? "gemv_qd8" : "gemm_qd8") + std::string(slices == 2 ? "x2_" : "_") + kind + "_f32";
+  if (slices > 0)
+    return (n_tokens == 1 ? "gemv_qd8" : "gemm_qd8") + std::string(slices == 2 ? "x2_" : "_") + kind + "_f32";
   return n_tokens == 1 ? "gemv_" + kind + "_f32" : "dequant_" + kind + "_f32+sgemm";
 }
 

@@ -141,6 +141,8 @@ TEST(LinearForward, WeightOnlyLowBitOnInt8SlicesWhereTheTableSaysSo) {
       EXPECT_LE(max_abs_diff(y_fast, y_ref), reorder_bound(fast, x, n) + row_abs * max_x / 64516) << spec << " n=" << n;
     }
   }
+  // Rows too long for the int8 kernels' int32 sums keep the fp32 kernels' layout.
+  EXPECT_EQ(linear_path(quantized_linear("int4g128", 2, 65536 + 128, 23), 1), "gemv_q4g_f32");
 }
 
 TEST(LinearForward, DynamicReferencePathMatchesQd8Kernels) {
