@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 namespace lowbit::kernels {
@@ -122,11 +123,12 @@ void matmul_qd8_slices(const PackedWeight& w, const float* x, int64_t n, float* 
       qd8_group_corrections(scales.data() + i * blocks, sums.data() + i * blocks, blocks, w.group_size,
                             corrections.data() + i * w.groups_per_row);
   }
-  std::vector<float> sliced;  // [n * slices, rows], summed into y
+  // [n * slices, rows], summed into y; every element is written before it is read (no zeroing).
+  std::unique_ptr<float[]> sliced;
   float* out = y;
   if (slices > 1) {
-    sliced.resize(size_t(slice_tokens * w.rows));
-    out = sliced.data();
+    sliced = std::make_unique_for_overwrite<float[]>(size_t(slice_tokens * w.rows));
+    out = sliced.get();
   }
   QuantizedActivationsView a;
   a.tokens = slice_tokens;
@@ -145,7 +147,7 @@ void matmul_qd8_slices(const PackedWeight& w, const float* x, int64_t n, float* 
   for (int64_t c = 0; c < chunks; ++c) gemm(v, c * chunk, std::min(v.rows, (c + 1) * chunk), a, out, v.rows);
   if (slices > 1)
     for (int64_t t = 0; t < n; ++t)
-      sum_slices(sliced.data() + t * slices * w.rows, w.rows, slices, 0, w.rows, y + t * w.rows);
+      sum_slices(sliced.get() + t * slices * w.rows, w.rows, slices, 0, w.rows, y + t * w.rows);
 }
 
 void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTable& table) {
@@ -172,7 +174,10 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
   std::vector<int8_t> q;
   std::vector<float> scales;
   std::vector<int32_t> sums;
-  std::vector<std::vector<float>> corrections(parts.size()), sliced(parts.size());
+  std::vector<std::vector<float>> corrections(parts.size());
+  // Two-slice parts' outputs per slice, [slices, rows]: written by the kernels before they are
+  // summed into y, so not zeroed (this is on every decode product's path).
+  std::vector<std::unique_ptr<float[]>> sliced(parts.size());
   std::vector<QuantizedActivationsView> acts(parts.size());
   if (max_slices > 0) {
     q.resize(size_t(max_slices * k_padded));
@@ -190,7 +195,7 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
                             corrections[i].data() + s * w.groups_per_row);
     acts[i] = QuantizedActivationsView{slices, k_padded, w.groups_per_row, q.data(), scales.data(), sums.data(),
                                        corrections[i].data()};
-    if (slices > 1) sliced[i].resize(size_t(slices * parts[i].rows));
+    if (slices > 1) sliced[i] = std::make_unique_for_overwrite<float[]>(size_t(slices * parts[i].rows));
   }
   // Work units of whole 16-row chunks (64 rows = 4 panels for the panel kinds), placed on the bytes
   // read; thread t takes the units whose middle falls in its t-th of the bytes (one contiguous
@@ -223,8 +228,8 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
     } else if (p.int8_slices == 1) {
       gemm_qd8_for(table, p.packed->kind)(p.packed->view(), r0, r1, acts[i], p.y, p.rows);
     } else if (p.int8_slices > 1) {
-      gemm_qd8_for(table, p.packed->kind)(p.packed->view(), r0, r1, acts[i], sliced[i].data(), p.rows);
-      sum_slices(sliced[i].data(), p.rows, p.int8_slices, r0, r1, p.y);
+      gemm_qd8_for(table, p.packed->kind)(p.packed->view(), r0, r1, acts[i], sliced[i].get(), p.rows);
+      sum_slices(sliced[i].get(), p.rows, p.int8_slices, r0, r1, p.y);
     } else {
       gemv_for(table, p.packed->kind)(p.packed->view(), r0, r1, xp, p.y);
     }
