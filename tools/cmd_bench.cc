@@ -55,7 +55,7 @@ using nlohmann::json;
 
 struct BenchOptions {
   std::vector<std::string> models;
-  std::string tokenizer, dense = "f32";
+  std::string tokenizer, dense = "auto";
   int threads = 0, prompt_tokens = 128, decode_tokens = 32, repeats = 3;
   bool json = false, int8_activations = false, breakdown = false;
   uint64_t seed = 1;
@@ -290,7 +290,9 @@ json bench_model(const std::string& path, const BenchOptions& o, const ProbeServ
         prepare_linear(*l);
       }
     }
-    if (o.dense != "f32") pack_dense_linear(*l, o.dense == "f16" ? kernels::PackedKind::kF16 : kernels::PackedKind::kBF16);
+    if (o.dense == "f32" && !l->is_quantized()) l->packed = nullptr;  // BLAS on the fp32 copy
+    if (o.dense == "f16" || o.dense == "bf16")
+      pack_dense_linear(*l, o.dense == "f16" ? kernels::PackedKind::kF16 : kernels::PackedKind::kBF16);
   }
 
   const ModelConfig& c = model->config();
@@ -305,7 +307,9 @@ json bench_model(const std::string& path, const BenchOptions& o, const ProbeServ
   // The block linears' format ("mixed" when they differ), and the head's when it differs from it.
   std::set<std::string> block_formats;
   const auto format_of = [&](const Linear& l) {
-    return l.is_quantized() ? format_spec_name(l.quantized->spec) : o.dense;
+    if (l.is_quantized()) return format_spec_name(l.quantized->spec);
+    const kernels::PackedWeight* p = active_packed(l);
+    return std::string(p != nullptr ? kernels::packed_kind_name(p->kind) : "f32");
   };
   for (const Linear* l : linears) {
     if (l != &model->lm_head()) block_formats.insert(format_of(*l));
@@ -498,8 +502,8 @@ void print_breakdown(const std::vector<json>& rows) {
 }
 
 void run_bench(const BenchOptions& o) {
-  if (o.dense != "f32" && o.dense != "f16" && o.dense != "bf16")
-    fail(error(ErrorCode::kInvalidArgument, "--dense {}: expected f32, f16 or bf16", o.dense));
+  if (o.dense != "auto" && o.dense != "f32" && o.dense != "f16" && o.dense != "bf16")
+    fail(error(ErrorCode::kInvalidArgument, "--dense {}: expected auto, f32, f16 or bf16", o.dense));
   if (o.prompt_tokens < 1 || o.decode_tokens < 1 || o.repeats < 1)
     fail(error(ErrorCode::kInvalidArgument, "--prompt-tokens, --decode-tokens and --repeats must be positive"));
   std::vector<json> rows;
@@ -531,7 +535,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--int8-activations", o->int8_activations,
                 "Quantize activations per token to int8 (W8A8 / W4A8 / W3A8 / W2A8 kernels for int8 / 4 / 3 / 2 "
                 "bit weights)");
-  cmd->add_option("--dense", o->dense, "Kernel format for fp32 linears: f32 (BLAS), f16 or bf16")->capture_default_str();
+  cmd->add_option("--dense", o->dense,
+                  "Kernel format for unquantized linears: auto (as run/eval: a quantized checkpoint's F16/BF16 "
+                  "tensors at their stored precision, everything else fp32), f32 (BLAS), f16 or bf16")
+      ->capture_default_str();
   cmd->add_flag("--breakdown", o->breakdown,
                 "Also print each kind of linear's share of decode time and its read rate against the probe "
                 "(always in --json as decode_breakdown)");

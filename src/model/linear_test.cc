@@ -187,6 +187,42 @@ TEST(LinearForward, HalfPrecisionDenseWeights) {
   EXPECT_LT(relative_error(y16, y32), 0.02);
 }
 
+// A quantized checkpoint runs its unquantized F16 / BF16 linears (here the head) at their stored
+// precision, with the same values; a float checkpoint runs fp32 (the reference), whatever its dtype.
+TEST(LinearForward, QuantizedCheckpointKeepsStoredHalfPrecision) {
+  for (DType dtype : {DType::kF16, DType::kBF16, DType::kF32}) {
+    ModelConfig c = tiny_test_config();
+    c.tied_embeddings = false;
+    Checkpoint ck = make_random_checkpoint(c, 3, dtype);
+    auto float_model = Model::from_checkpoint(ck);
+    ASSERT_TRUE(float_model.ok()) << float_model.status().message();
+    EXPECT_EQ(linear_path((*float_model)->lm_head(), 1), "blas_f32");
+    std::vector<std::string> names;
+    for (const ExpectedTensor& e : expected_tensors(c)) {
+      if (e.shape.size() != 2 || e.name == tensor_names::embed() || e.name == tensor_names::lm_head()) continue;
+      std::vector<float> values = gaussian(e.shape[0] * e.shape[1], 1, 0.05f);
+      ck.quantized[e.name] = std::make_shared<QuantizedMatrix>(
+          *quantize_reference(values, e.shape[0], e.shape[1], *parse_format_spec("int8")));
+      names.push_back(e.name);
+    }
+    ck.tensors = ck.tensors.without(names);
+    auto model = Model::from_checkpoint(ck);
+    ASSERT_TRUE(model.ok()) << model.status().message();
+    const Linear& head = (*model)->lm_head();
+    const std::string expected =
+        dtype == DType::kF16 ? "gemv_f16_f32" : dtype == DType::kBF16 ? "gemv_bf16_f32" : "blas_f32";
+    EXPECT_EQ(linear_path(head, 1), expected) << dtype_name(dtype);
+    // The half-precision copy holds exactly the stored values: only the summation order differs.
+    const std::vector<float> x = gaussian(2 * c.dim, 4, 1.0f);
+    std::vector<float> y(size_t(2) * c.vocab_size), y_ref(y.size());
+    linear_forward(head, x.data(), 2, y.data());
+    Linear reference = head;
+    reference.packed = nullptr;
+    linear_forward(reference, x.data(), 2, y_ref.data());
+    EXPECT_LE(max_abs_diff(y, y_ref), reorder_bound(head, x, 2)) << dtype_name(dtype);
+  }
+}
+
 TEST(LinearForward, ModelFromCheckpointPacksEveryQuantizedLinear) {
   Checkpoint ck = make_random_checkpoint(tiny_test_config(), 3);
   const ModelConfig& c = ck.config;

@@ -82,6 +82,22 @@ Result<std::shared_ptr<Model>> Model::from_checkpoint(const Checkpoint& ckpt) {
     L.down = linear(name(tn::kDown), "");
   }
   prepare_linears(m->layers_, m->lm_head_);  // repack quantized weights for the fast kernels
+  // A quantized checkpoint runs the linears it left unquantized (the head; a recipe's FP16 rules)
+  // at their stored precision when that is F16 / BF16, as llama.cpp does: the values are exactly
+  // the stored ones, and decode reads half the bytes (TinyLlama's head is a third of an int4
+  // token's). Float checkpoints stay fp32 throughout: they are the reference quantization is
+  // measured against.
+  if (!ckpt.quantized.empty()) {
+    std::vector<Linear*> dense;
+    for (LayerWeights& L : m->layers_)
+      for (Linear* l : L.linears()) dense.push_back(l);
+    dense.push_back(&m->lm_head_);
+    for (Linear* l : dense) {
+      const RawTensor* t = l->is_quantized() ? nullptr : m->source_.find(l->name);
+      if (t != nullptr && (t->dtype == DType::kF16 || t->dtype == DType::kBF16))
+        pack_dense_linear(*l, t->dtype == DType::kF16 ? kernels::PackedKind::kF16 : kernels::PackedKind::kBF16);
+    }
+  }
   return m;
 }
 
