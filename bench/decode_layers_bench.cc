@@ -85,9 +85,7 @@ int main(int argc, char** argv) {
   const KernelTable& table = lowbit::kernels::kernels();
   // Weight-only int4/3/2 run as two int8 slices where the table says so (LOWBIT_EXACT_ACTIVATIONS=1:
   // the fp32 kernels), as the runtime does (model/linear.cc).
-  const int bits = parsed->code_bits();
-  const bool sliced = !qd8 && table.weight_only_int8_slices && parsed->info().integer_grid && bits >= 2 && bits <= 4 &&
-                      supports_qd8_format(*parsed);
+  const bool sliced = !qd8 && weight_only_on_int8_slices(*parsed, table.weight_only_int8_slices);
   const int slices = qd8 ? 1 : sliced ? 2 : 0;
   const std::string layout =
       (qd8 || sliced) && table.prefers_panels ? ":panels" : !qd8 && table.prefers_lut_panels ? ":lut" : "";

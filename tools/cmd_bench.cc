@@ -281,7 +281,7 @@ json bench_model(const std::string& path, const BenchOptions& o, const ProbeServ
     // one; a dynamically quantized checkpoint (--method dynamic) has its layers switched on already.
     // Weight-only layers may sit in layouts the W8A8 kernels do not read (kQ2L, kQ3L): repacked for
     // dynamic activations first, and back when no qd8 kernel takes the result.
-    if (o.int8_activations && active_packed(*l) != nullptr && !l->dynamic_int8_activations) {
+    if (o.int8_activations && l->is_quantized() && active_packed(*l) != nullptr && !l->dynamic_int8_activations) {
       l->dynamic_int8_activations = true;
       prepare_linear(*l);  // int8 per channel and int4/3/2 are repacked in VNNI panels where preferred
       const kernels::PackedWeight* p = active_packed(*l);

@@ -322,6 +322,10 @@ bool supports_qd8_format(const FormatSpec& spec) {
   return spec.granularity != Granularity::kGroup || spec.group_size % kBlock == 0;
 }
 
+bool weight_only_on_int8_slices(const FormatSpec& spec, bool table_slices) {
+  return table_slices && spec.id != FormatId::kInt8 && supports_qd8_format(spec);
+}
+
 std::vector<float> unpack_reference(const PackedWeight& w) {
   std::vector<float> padded(size_t(w.rows * w.k_padded)), out(size_t(w.rows * w.cols));
   dequant_for(kernels_for(Isa::kRef), w.kind)(w.view(), 0, w.rows, padded.data());

@@ -53,6 +53,11 @@ bool supports_qd8(const PackedWeight& w);
 // int8/4/3/2 grid, per channel/tensor or in groups that are a multiple of kBlock. Rows longer than
 // 65536 inputs are still refused later by supports_qd8.
 bool supports_qd8_format(const FormatSpec& spec);
+// Whether a weight-only layer of this format runs on the int8 kernels with each token as two int8
+// slices (packed_matmul.h, matmul_qd8_slices): an int4 / int3 / int2 grid the qd8 kernels take,
+// on a table with weight_only_int8_slices (kernel_table.h). The runtime (model/linear.cc) and the
+// layers-only benchmark decide by this one rule.
+bool weight_only_on_int8_slices(const FormatSpec& spec, bool table_slices);
 
 // The weight as fp32 [rows, cols] via the reference kernel (tests; equals formats/ dequantize()).
 std::vector<float> unpack_reference(const PackedWeight& w);

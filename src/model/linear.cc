@@ -17,12 +17,9 @@ std::vector<float> weight_values(const Linear& layer) {
 
 namespace {
 
-// Weight-only int4 / int3 / int2 grids that the int8 kernels run with the token as two int8
-// slices (kernels/packed_matmul.h, matmul_qd8_slices) where the table says so.
 bool weight_only_on_int8_slices(const Linear& layer, const kernels::KernelTable& table) {
-  if (layer.dynamic_int8_activations || !layer.is_quantized() || !table.weight_only_int8_slices) return false;
-  const FormatSpec& spec = layer.quantized->spec;
-  return spec.info().integer_grid && spec.code_bits() >= 2 && spec.code_bits() <= 4;
+  return !layer.dynamic_int8_activations && layer.is_quantized() &&
+         kernels::weight_only_on_int8_slices(layer.quantized->spec, table.weight_only_int8_slices);
 }
 
 }  // namespace
