@@ -118,6 +118,7 @@ SensitivityTable compute_sensitivity(const Checkpoint& ck, const SensitivityCliO
     options.base_name = "recipe " + std::filesystem::path(o.base_recipe).filename().string();
   }
   options.gptq = gptq_algorithm_options(gptq);
+  options.asymmetric_calibration = gptq.asymmetric_calibration;
   options.gptq.clip = o.clip;
   options.rtn_clip = o.clip;
   auto model = unwrap(Model::from_checkpoint(ck));
@@ -209,6 +210,11 @@ BudgetChoice choose_budget_recipe(const Checkpoint& ck, const BudgetCliOptions& 
                    "ranks damages of a different quantizer (measure the table with the same --clip)\n",
                    o.sensitivity.c_str(), clip_search_name(*c.table.clip).c_str(),
                    clip_search_name(o.measure.clip).c_str());
+    if (method == "gptq" && c.table.method == "gptq" && c.table.asymmetric_calibration != gptq.asymmetric_calibration)
+      std::fprintf(stderr,
+                   "warning: %s was measured %s asymmetric calibration but this quantize runs %s it: the allocation "
+                   "ranks damages of a different quantizer (measure the table with the same --asymmetric-calibration)\n",
+                   o.sensitivity.c_str(), c.table.asymmetric_calibration ? "with" : "without", gptq.asymmetric_calibration ? "with" : "without");
     if (c.table.rotation_seed != o.measure.rotation) {
       auto name = [](const std::optional<uint64_t>& seed) {
         return seed ? fmt::format("--rotate --rotate-seed {}", *seed) : std::string("no rotation");

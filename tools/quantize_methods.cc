@@ -28,6 +28,10 @@ void add_gptq_options(CLI::App& cmd, GptqCliOptions& o) {
   g->add_flag("--static-groups", o.static_groups, "With --act-order: fit group parameters before reordering");
   g->add_flag("--true-sequential", o.true_sequential,
               "Quantize q/k/v, then o, then gate/up, then down, each seeing already-quantized inputs");
+  g->add_flag("--asymmetric-calibration", o.asymmetric_calibration,
+              "Asymmetric calibration (GPTAQ): fit each layer to the original model's outputs on the original "
+              "inputs, so it also corrects the error of the layers quantized before it (runs the original model "
+              "beside the quantized one: twice the calibration forwards, the whole model in memory)");
 }
 
 void add_clip_options(CLI::App& cmd, ClipCliOptions& o) {
@@ -105,7 +109,10 @@ double gptq_memory_estimate(const ModelConfig& c, const GptqCliOptions& o) {
   const double residual = tokens * c.dim * 4;
   const double hessians = 2.0 * std::pow(double(std::max(c.dim, c.hidden_dim)), 2) * 8 + 2.0 * c.dim * c.dim * 8;
   const double window = double(o.seqlen) * (c.dim * 6 + c.hidden_dim * 2 + c.vocab_size) * 4;
-  return residual + hessians + window + double(c.parameter_count()) * 4;
+  if (!o.asymmetric_calibration) return residual + hessians + window + double(c.parameter_count()) * 4;
+  // Asymmetric: the original model's stream and sessions too, and one stage's original inputs.
+  const double stage_inputs = tokens * std::max(c.dim, c.hidden_dim) * 4;
+  return 2 * (residual + window) + hessians * 1.5 + stage_inputs + double(c.parameter_count()) * 4;
 }
 
 }  // namespace
@@ -141,7 +148,7 @@ QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan
   // samples from the whole fp32 model first, so it takes the full model.
   std::shared_ptr<const Model> model;
   GptqModelOptions options_gptq;
-  if (sink && gptq.calib != "self") {
+  if (sink && gptq.calib != "self" && !gptq.asymmetric_calibration) {
     StreamedModel streamed = unwrap(make_streamed_model(ck));
     model = streamed.model;
     options_gptq.load_block = streamed.load_block;
@@ -158,6 +165,7 @@ QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan
   options_gptq.gptq.static_groups = gptq.static_groups;
   options_gptq.gptq.clip = clip;
   options_gptq.true_sequential = gptq.true_sequential;
+  options_gptq.asymmetric_calibration = gptq.asymmetric_calibration;
   ProgressBar gbar("gptq", int64_t(targets.size()));
   GptqModelResult r = unwrap(gptq_quantize_model(model, targets, windows, options_gptq,
                                                  [&](int block, const std::string& name, int done, int total) {
@@ -165,11 +173,11 @@ QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan
                                                  }));
   gbar.finish();
   for (auto& [name, m] : r.quantized) out.matrices[name] = m;
-  out.report.push_back(fmt::format("GPTQ: {} windows × {} tokens, damp {}, block {}{}{}; {:.2f} s total "
+  out.report.push_back(fmt::format("GPTQ: {} windows × {} tokens, damp {}, block {}{}{}{}; {:.2f} s total "
                                    "(Hessian forwards {:.2f} s, quantization {:.2f} s, propagation {:.2f} s)",
                                    windows.size(), gptq.seqlen, gptq.damp, gptq.block,
                                    gptq.act_order ? ", act-order" : "", gptq.true_sequential ? ", true-sequential" : "",
-                                   r.total_seconds, r.hessian_forward_seconds, r.quantize_seconds, r.propagate_seconds));
+                                   gptq.asymmetric_calibration ? ", asymmetric" : "", r.total_seconds, r.hessian_forward_seconds, r.quantize_seconds, r.propagate_seconds));
   out.report.push_back("GPTQ proxy loss per layer (Σ err²/d²):");
   for (const auto& l : r.layers)
     out.report.push_back(fmt::format("  {:<44} {:.6g}{}", l.name, l.proxy_loss,

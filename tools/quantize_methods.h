@@ -27,6 +27,7 @@ struct GptqCliOptions {
   bool act_order = false;
   bool static_groups = false;
   bool true_sequential = false;
+  bool asymmetric_calibration = false;  // fit each layer to the original model's outputs (GptqModelOptions::asymmetric)
 };
 
 void add_gptq_options(CLI::App& cmd, GptqCliOptions& o);

@@ -32,6 +32,7 @@ class BlockRunner {
   BlockRunner(std::shared_ptr<const Model> model, int max_tokens, int threads);
 
   int threads() const { return int(slots_.size()); }
+  const Model& model() const { return *model_; }
 
   // Embeds the windows into a new stream.
   WindowStream embed(const std::vector<std::vector<int>>& windows) const;

@@ -8,7 +8,7 @@
 
 #include "calib/block_runner.h"
 #include "calib/model_view.h"
-#include "quant/hessian.h"
+#include "calib/input_statistics.h"
 
 namespace lowbit {
 namespace {
@@ -104,6 +104,11 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
     return result;
   }
 
+  if (options.asymmetric_calibration && options.load_block) {
+    return error(ErrorCode::kInvalidArgument,
+                 "asymmetric calibration needs the whole model in memory (it runs the original model beside the "
+                 "quantized one); it cannot stream blocks");
+  }
   LOWBIT_ASSIGN_OR_RETURN(std::shared_ptr<Model> work, make_editable_view(model));
   int max_len = 0;
   for (const auto& w : windows) max_len = std::max(max_len, int(w.size()));
@@ -113,7 +118,10 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
 
   Clock::time_point t = Clock::now();
   WindowStream stream = runner.embed(windows);
-  result.activation_bytes = int64_t(stream.x.size() * sizeof(float));
+  // The original model beside the quantized one, for asymmetric calibration.
+  std::optional<ReferenceRun> reference;
+  if (options.asymmetric_calibration) reference.emplace(model, windows, max_len, threads);
+  result.activation_bytes = int64_t((stream.x.size() + (reference ? reference->stream.x.size() : 0)) * sizeof(float));
   result.embed_seconds = seconds_since(t);
 
   int done = 0;
@@ -127,32 +135,33 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
         if (by_name.count(linears[size_t(i)]->name)) targeted.push_back(i);
       if (targeted.empty()) continue;
 
-      // One accumulator per distinct input, fed by the first targeted layer that reads it.
-      std::optional<HessianAccumulator> hessians[kInputs];
-      std::vector<const Linear*> readers;  // capture index -> layer
-      std::vector<int> reader_input;       // capture index -> input
-      int64_t hessian_bytes = 0;
+      // One reader per distinct input: the first targeted layer that reads it.
+      std::vector<int> readers;
+      int reader_of_input[kInputs] = {-1, -1, -1, -1};
       for (int i : targeted) {
-        const int input = kInputOf[i];
-        if (hessians[input]) continue;
-        hessians[input].emplace(linears[size_t(i)]->in_features);
-        readers.push_back(linears[size_t(i)]);
-        reader_input.push_back(input);
-        hessian_bytes += hessians[input]->bytes();
+        if (reader_of_input[kInputOf[i]] >= 0) continue;
+        reader_of_input[kInputOf[i]] = int(readers.size());
+        readers.push_back(i);
       }
-      result.peak_hessian_bytes = std::max(result.peak_hessian_bytes, hessian_bytes);
       t = Clock::now();
-      runner.collect_inputs(b, stream, readers, [&](size_t k, std::span<const float> x, int n) {
-        hessians[reader_input[k]]->add(x, n);
-      });
+      const InputStatistics stats = collect_input_statistics(runner, stream, b, readers, reference ? &*reference : nullptr);
       result.hessian_forward_seconds += seconds_since(t);
+      result.peak_hessian_bytes = std::max(result.peak_hessian_bytes, stats.peak_bytes);
 
       for (int i : targeted) {
         Linear& linear = *linears[size_t(i)];
         const Clock::time_point layer_start = Clock::now();
-        const HessianAccumulator& acc = *hessians[kInputOf[i]];
+        const size_t reader = size_t(reader_of_input[kInputOf[i]]);
+        const HessianAccumulator& acc = stats.hessians[reader];
         const std::vector<double> h = acc.hessian();
-        const std::vector<float> weight = weight_values(linear);
+        std::vector<float> weight = weight_values(linear);
+        if (options.asymmetric_calibration) {
+          Result<std::vector<float>> target =
+              asymmetric_target(weight, linear.out_features, linear.in_features, h, stats.shifts[reader].shift(),
+                                options.gptq.percdamp, options.gptq.damp_retries);
+          if (!target.ok()) return target.status().with_context("GPTQ of " + linear.name);
+          weight = std::move(*target);
+        }
         Result<GptqResult> q = gptq_quantize(weight, linear.out_features, linear.in_features, by_name.at(linear.name),
                                              h, options.gptq);
         if (!q.ok()) return q.status().with_context("GPTQ of " + linear.name);
@@ -180,6 +189,7 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
     if (b < last_block) {
       t = Clock::now();
       runner.propagate(b, stream);
+      if (reference) reference->propagate(b);
       result.propagate_seconds += seconds_since(t);
     }
     if (options.release_block) LOWBIT_RETURN_IF_ERROR(options.release_block(b, block));

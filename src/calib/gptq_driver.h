@@ -9,6 +9,8 @@
 //      that accumulates the Hessian of each targeted layer's input, then GPTQ-quantize the stage's
 //      targeted layers and install them in the block, so later stages see inputs computed with
 //      the already-quantized earlier ones.
+//      With asymmetric calibration the original model runs block b too, on its own stream, and
+//      each layer's GPTQ starts from the least-squares target W* instead of W (see the option).
 //   3. Run block b once more with its quantized weights to produce block b+1's inputs.
 // Layers sharing an input (q/k/v; gate/up) share one Hessian. Each window runs on its own from
 // position 0, as the evaluation protocol does; several windows run at once, one Session per
@@ -38,6 +40,12 @@ namespace lowbit {
 struct GptqModelOptions {
   GptqOptions gptq;            // per-layer algorithm options (block size, dampening, act-order, ...)
   bool true_sequential = true;  // quantize q/k/v, o, gate/up, down in turn (see above)
+  // Asymmetric calibration (quant/asymmetric_calibration.h): each layer is fit to the original
+  // model's outputs on the original inputs, so it also undoes part of the error the layers
+  // quantized before it left in its input. The original model then runs beside the quantized
+  // one: twice the residual stream and block runs, and one stage's original inputs held at once.
+  // Needs the whole model in memory (not with load_block).
+  bool asymmetric_calibration = false;
 
   // Streaming, for models larger than memory (calib/streamed_model.h); all optional.
   // load_block(b, layer) runs before block b is first used, on the driver's working copy of the

@@ -186,6 +186,89 @@ TEST(GptqDriver, PropagatesThroughQuantizedBlocks) {
   check(with_quantized(model, block0), 1, 0);
 }
 
+// Every input row of linear `layer_index` of block `block` over `windows`, in order, from a plain
+// Session over `model`.
+std::vector<float> captured_inputs(std::shared_ptr<const Model> model, int block, int layer_index,
+                                   const TokenWindows& windows) {
+  const Linear* target = model->layers()[size_t(block)].linears()[size_t(layer_index)];
+  std::vector<float> rows;
+  Session session(model);
+  session.set_linear_hook([&](const LinearInput& in) {
+    if (in.linear == target) rows.insert(rows.end(), in.x, in.x + size_t(in.n_tokens) * in.linear->in_features);
+  });
+  std::vector<float> logits;
+  for (const auto& w : windows) {
+    session.reset();
+    EXPECT_TRUE(session.forward(w, false, &logits).ok());
+  }
+  return rows;
+}
+
+// Σ_t ‖Q x̃_t − W x_t‖²: how far a layer's output on the quantized model's inputs is from the
+// original layer's on the original inputs.
+double output_gap(const std::vector<float>& q, const std::vector<float>& w, const std::vector<float>& x_ref,
+                  const std::vector<float>& x_q, int64_t rows, int64_t cols) {
+  const int64_t n = int64_t(x_ref.size()) / cols;
+  double total = 0;
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      double e = 0;
+      for (int64_t c = 0; c < cols; ++c)
+        e += double(q[size_t(r * cols + c)]) * x_q[size_t(t * cols + c)] -
+             double(w[size_t(r * cols + c)]) * x_ref[size_t(t * cols + c)];
+      total += e * e;
+    }
+  return total;
+}
+
+// Asymmetric calibration: where nothing before a layer is quantized it changes nothing; after
+// coarse q/k/v, an int8 o_proj fit to the original outputs lands closer to them than symmetric
+// GPTQ's, and closer even than the unquantized o_proj (it corrects the q/k/v error).
+TEST(GptqDriver, AsymmetricFitsTheOriginalModelsOutputs) {
+  auto model = tiny_model(11);
+  const TokenWindows windows = random_windows(6, 24, 300, 12);
+  std::vector<std::pair<std::string, FormatSpec>> targets;
+  for (const char* name : {tn::kQ, tn::kK, tn::kV}) targets.emplace_back(tn::layer(0, name), spec_of("int2"));
+  targets.emplace_back(tn::layer(0, tn::kO), spec_of("int8"));
+  GptqModelOptions options;
+  Result<GptqModelResult> symmetric = gptq_quantize_model(model, targets, windows, options);
+  options.asymmetric_calibration = true;
+  Result<GptqModelResult> asymmetric = gptq_quantize_model(model, targets, windows, options);
+  ASSERT_TRUE(symmetric.ok() && asymmetric.ok()) << asymmetric.status().message();
+  for (const char* name : {tn::kQ, tn::kK, tn::kV})
+    EXPECT_EQ(symmetric->quantized.at(tn::layer(0, name))->codes, asymmetric->quantized.at(tn::layer(0, name))->codes);
+  // The original model's stream is held beside the quantized one's.
+  EXPECT_EQ(asymmetric->activation_bytes, 2 * symmetric->activation_bytes);
+
+  std::map<std::string, std::shared_ptr<const QuantizedMatrix>> qkv = symmetric->quantized;
+  qkv.erase(tn::layer(0, tn::kO));
+  const std::vector<float> x_ref = captured_inputs(model, 0, 3, windows);
+  const std::vector<float> x_q = captured_inputs(with_quantized(model, qkv), 0, 3, windows);
+  ASSERT_EQ(x_ref.size(), x_q.size());
+  const Linear* o = model->layers()[0].linears()[3];
+  const std::vector<float> w(o->weight, o->weight + size_t(o->out_features) * o->in_features);
+  const double gap_fp = output_gap(w, w, x_ref, x_q, o->out_features, o->in_features);
+  const double gap_sym = output_gap(dequantize(*symmetric->quantized.at(o->name)), w, x_ref, x_q, o->out_features,
+                                    o->in_features);
+  const double gap_asym = output_gap(dequantize(*asymmetric->quantized.at(o->name)), w, x_ref, x_q,
+                                     o->out_features, o->in_features);
+  std::printf("o_proj output gap to the original: fp weights %.6g, symmetric GPTQ %.6g, asymmetric %.6g\n", gap_fp,
+              gap_sym, gap_asym);
+  EXPECT_LT(gap_asym, gap_sym);
+  EXPECT_LT(gap_asym, gap_fp);
+}
+
+TEST(GptqDriver, AsymmetricNeedsTheWholeModel) {
+  auto model = tiny_model(3);
+  GptqModelOptions options;
+  options.asymmetric_calibration = true;
+  options.load_block = [](int, LayerWeights&) { return Status::Ok(); };
+  Result<GptqModelResult> r =
+      gptq_quantize_model(model, all_linears(*model, spec_of("int4")), random_windows(2, 8, 300, 4), options);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("asymmetric calibration"), std::string::npos) << r.status().message();
+}
+
 TEST(GptqDriver, TrueSequentialAndAllAtOnceBothRun) {
   auto model = tiny_model(7);
   const TokenWindows windows = random_windows(4, 32, 300, 8);

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "calib/block_runner.h"
+#include "calib/input_statistics.h"
 #include "calib/model_view.h"
 #include "calib/quantize_checkpoint.h"
 #include "model/forward.h"
@@ -207,6 +208,7 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
   SensitivityTable table;
   table.method = options.method;
   table.clip = options.method == "gptq" ? options.gptq.clip : options.rtn_clip;
+  table.asymmetric_calibration = options.asymmetric_calibration && options.method == "gptq";
   table.group_by = options.group_by_layer ? "layer" : "tensor";
   for (const FormatSpec& f : options.formats) table.formats.push_back(format_spec_name(f));
   table.calibration_windows = int64_t(windows.size());
@@ -229,12 +231,24 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
   std::map<std::string, const float*> fp_weight;
   for (const LayerWeights& layer : work->layers())
     for (const Linear* l : layer.linears()) fp_weight[l->name] = l->weight;
-  auto quantize = [&](const Linear& linear, const FormatSpec& spec,
-                      const std::vector<double>& h) -> Result<QuantizedMatrix> {
+  // Asymmetric GPTQ: the original model runs beside the quantized one (calib/input_statistics.h).
+  const bool asymmetric = options.asymmetric_calibration && options.method == "gptq";
+  struct BlockInputs {
+    std::vector<std::vector<double>> hessian, shift;  // per distinct input; shift only when asymmetric
+  };
+  auto quantize = [&](const Linear& linear, const FormatSpec& spec, const BlockInputs& inputs,
+                      int input) -> Result<QuantizedMatrix> {
     const int64_t rows = linear.out_features, cols = linear.in_features;
     const float* w = fp_weight.at(linear.name);
-    const std::span<const float> values(w, size_t(rows * cols));
+    std::span<const float> values(w, size_t(rows * cols));
     if (options.method == "rtn") return rtn_quantize(values, rows, cols, spec, RtnOptions{options.rtn_clip, {}});
+    const std::vector<double>& h = inputs.hessian[size_t(input)];
+    std::vector<float> target;
+    if (asymmetric) {
+      LOWBIT_ASSIGN_OR_RETURN(target, asymmetric_target(values, rows, cols, h, inputs.shift[size_t(input)],
+                                                        options.gptq.percdamp, options.gptq.damp_retries));
+      values = target;
+    }
     Result<GptqResult> g = gptq_quantize(values, rows, cols, spec, h, options.gptq);
     if (!g.ok()) return g.status().with_context("GPTQ of " + linear.name);
     return std::move(g->matrix);
@@ -244,26 +258,24 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
     linear.weight = nullptr;
     prepare_linear(linear);
   };
-  // The four distinct inputs' Hessians of block b on the current stream.
-  auto block_hessians = [&](BlockRunner& runner, int b, const WindowStream& stream) {
-    const std::vector<Linear*> linears = work->mutable_layers()[size_t(b)].linears();
-    std::optional<HessianAccumulator> acc[kInputs];
-    std::vector<const Linear*> readers;
+  // The four distinct inputs' Hessians (and shifts) of block b on the current stream.
+  std::optional<ReferenceRun> reference;
+  auto block_inputs = [&](BlockRunner& runner, int b, const WindowStream& stream) {
+    std::vector<int> readers;  // the first layer reading each input, in input order
     for (int i = 0; i < kLinearsPerBlock; ++i)
-      if (!acc[kInputOf[i]]) {
-        acc[kInputOf[i]].emplace(linears[size_t(i)]->in_features);
-        readers.push_back(linears[size_t(i)]);
-      }
-    runner.collect_inputs(b, stream, readers, [&](size_t k, std::span<const float> x, int n) { acc[k]->add(x, n); });
-    std::vector<std::vector<double>> h(kInputs);
-    for (int k = 0; k < kInputs; ++k) h[size_t(k)] = acc[k]->hessian();
-    return h;
+      if (i == 0 || kInputOf[i] != kInputOf[i - 1]) readers.push_back(i);
+    const InputStatistics stats = collect_input_statistics(runner, stream, b, readers, reference ? &*reference : nullptr);
+    BlockInputs inputs;
+    for (const HessianAccumulator& acc : stats.hessians) inputs.hessian.push_back(acc.hessian());
+    for (const InputShiftAccumulator& acc : stats.shifts) inputs.shift.push_back(acc.shift());
+    return inputs;
   };
   int max_len = 0;
   for (const auto& w : windows) max_len = std::max(max_len, int(w.size()));
   const int threads = std::clamp(omp_get_max_threads(), 1, std::min(kMaxSessions, int(windows.size())));
   BlockRunner runner(work, max_len, threads);
   WindowStream stream = runner.embed(windows);
+  if (asymmetric) reference.emplace(model, windows, max_len, threads);
   KldMeter meter(work, stream, measured, std::min(threads, int(measured)));
   meter.capture_reference();
   table.tokens_scored = meter.scored();
@@ -271,7 +283,7 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
     // Every block linear at its base format, layer by layer; then the stream starts over.
     table.base_format = options.base ? format_spec_name(*options.base) : options.base_name;
     for (int b = 0; b < c.n_layers; ++b) {
-      const auto h = block_hessians(runner, b, stream);
+      const BlockInputs inputs = block_inputs(runner, b, stream);
       for (int i = 0; i < kLinearsPerBlock; ++i) {
         Linear& linear = *work->mutable_layers()[size_t(b)].linears()[size_t(i)];
         FormatSpec spec;
@@ -282,12 +294,14 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
           if (it == options.base_by_tensor.end() || !it->second.is_quantized()) continue;  // stays FP
           spec = it->second;
         }
-        LOWBIT_ASSIGN_OR_RETURN(QuantizedMatrix m, quantize(linear, spec, h[size_t(kInputOf[i])]));
+        LOWBIT_ASSIGN_OR_RETURN(QuantizedMatrix m, quantize(linear, spec, inputs, kInputOf[i]));
         install(linear, std::move(m));
       }
       if (b + 1 < c.n_layers) runner.propagate(b, stream);
+      if (reference && b + 1 < c.n_layers) reference->propagate(b);
     }
     stream = runner.embed(windows);
+    if (reference) reference->stream = reference->runner.embed(windows);
     table.base_kld = meter.kld(0);
   }
 
@@ -313,7 +327,7 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
   for (int b = 0; b < c.n_layers; ++b) {
     const std::vector<Linear*> linears = work->mutable_layers()[size_t(b)].linears();
     // Hessians of the block's four distinct inputs (FP inputs, or the base-quantized prefix's).
-    const std::vector<std::vector<double>> hessians = block_hessians(runner, b, stream);
+    const BlockInputs inputs = block_inputs(runner, b, stream);
 
     for (; next_item < table.items.size() && table.items[next_item].block == b; ++next_item) {
       SensitivityItem& item = table.items[next_item];
@@ -328,9 +342,9 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
         for (int i : members) {
           Linear& linear = *linears[size_t(i)];
           saved.push_back(linear);
-          const std::vector<double>& h = hessians[size_t(kInputOf[i])];
+          const std::vector<double>& h = inputs.hessian[size_t(kInputOf[i])];
           const int64_t rows = linear.out_features, cols = linear.in_features;
-          Result<QuantizedMatrix> q = quantize(linear, spec, h);
+          Result<QuantizedMatrix> q = quantize(linear, spec, inputs, kInputOf[i]);
           if (!q.ok()) return q.status().with_context(linear.name);
           const std::vector<float> dq = dequantize(*q);
           const float* w = fp_weight.at(linear.name);
@@ -348,6 +362,7 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
       }
     }
     if (b + 1 < c.n_layers) runner.propagate(b, stream);
+    if (reference && b + 1 < c.n_layers) reference->propagate(b);
   }
   fill_correlations(table);
   table.seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -362,6 +377,7 @@ std::string sensitivity_to_json(const SensitivityTable& t) {
   j["base_format"] = t.base_format;
   j["base_kld"] = t.base_kld;
   if (t.clip) j["clip"] = {{"steps", t.clip->steps}, {"min_shrink", t.clip->min_shrink}};
+  if (t.asymmetric_calibration) j["asymmetric_calibration"] = true;
   if (t.rotation_seed) j["rotation"] = {{"seed", *t.rotation_seed}};
   j["calibration_windows"] = t.calibration_windows;
   j["measure_windows"] = t.measure_windows;
@@ -406,6 +422,10 @@ Result<SensitivityTable> parse_sensitivity_json(const std::string& text, const s
     t.base_format = j.value("base_format", std::string());
     t.base_kld = j.value("base_kld", 0.0);
     if (!std::isfinite(t.base_kld) || t.base_kld < 0) return bad("\"base_kld\" must be finite and >= 0");
+    if (j.contains("asymmetric_calibration")) {
+      if (!j["asymmetric_calibration"].is_boolean()) return bad("\"asymmetric_calibration\" must be true or false");
+      t.asymmetric_calibration = j["asymmetric_calibration"].get<bool>();
+    }
     if (j.contains("clip")) {
       const json& c = j["clip"];
       if (!c.is_object() || !c.contains("steps") || !c["steps"].is_number_integer() || !c.contains("min_shrink") ||

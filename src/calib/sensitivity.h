@@ -58,6 +58,9 @@ struct SensitivityOptions {
   std::map<std::string, FormatSpec> base_by_tensor;
   std::string base_name;            // table.base_format for base_by_tensor (e.g. the recipe file)
   GptqOptions gptq;                 // for method "gptq" (its clip search applies to GPTQ's fits)
+  // For method "gptq": asymmetric calibration (calib/gptq_driver.h), in the base context and in
+  // every cell: each tensor is fit to the original model's outputs on the original inputs.
+  bool asymmetric_calibration = false;
   ClipSearch rtn_clip;              // for method "rtn": clipping search of each group (quant/rtn.h)
 };
 
@@ -85,6 +88,9 @@ struct SensitivityTable {
   // empty for tables written before it was recorded. quantize --sensitivity warns when its own
   // --clip differs: the damages would rank a different quantizer than the one that runs.
   std::optional<ClipSearch> clip;
+  // GPTQ with asymmetric calibration (SensitivityOptions::asymmetric_calibration); quantize --sensitivity
+  // warns when its own --asymmetric-calibration differs.
+  bool asymmetric_calibration = false;
   // Set when the model was rotated before measuring (calib/rotate_checkpoint.h, quantize --rotate):
   // the seed of that rotation. quantize --sensitivity warns when its own rotation differs.
   std::optional<uint64_t> rotation_seed;

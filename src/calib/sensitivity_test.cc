@@ -127,6 +127,30 @@ TEST_F(Sensitivity, GptqLowersTheProxyItMinimises) {
   EXPECT_GE(below, cells * 9 / 10) << below << " of " << cells;
 }
 
+// Asymmetric GPTQ (calib/gptq_driver.h) quantizes the base and every cell; the table says so.
+TEST_F(Sensitivity, AsymmetricGptqIsRecordedAndChangesTheMeasurement) {
+  SensitivityOptions o = options("gptq", false);
+  o.base = spec_of("int2");
+  auto symmetric = measure_sensitivity(fp_, windows_, o);
+  o.asymmetric_calibration = true;
+  auto asymmetric = measure_sensitivity(fp_, windows_, o);
+  ASSERT_TRUE(symmetric.ok() && asymmetric.ok()) << asymmetric.status().message();
+  EXPECT_FALSE(symmetric->asymmetric_calibration);
+  EXPECT_TRUE(asymmetric->asymmetric_calibration);
+  EXPECT_NE(symmetric->base_kld, asymmetric->base_kld);
+  const std::string text = sensitivity_to_json(*asymmetric);
+  auto back = parse_sensitivity_json(text, "t.json", fp_->config());
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->asymmetric_calibration);
+  EXPECT_FALSE(parse_sensitivity_json(sensitivity_to_json(*symmetric), "t.json", fp_->config())->asymmetric_calibration);
+  std::string bad = text;
+  bad.replace(bad.find("\"asymmetric_calibration\": true"), 30, "\"asymmetric_calibration\": 1");
+  auto r = parse_sensitivity_json(bad, "t.json", fp_->config());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("\"asymmetric_calibration\" must be true or false"), std::string::npos)
+      << r.status().message();
+}
+
 TEST_F(Sensitivity, LayerGroupsAndJsonRoundTrip) {
   SensitivityOptions with_clip = options("rtn", true);
   with_clip.rtn_clip = ClipSearch{4, 0.8f};

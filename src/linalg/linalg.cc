@@ -56,6 +56,25 @@ void gemm_f32(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t 
               as_int(m), as_int(n), as_int(k), alpha, a, as_int(lda), b, as_int(ldb), beta, c, as_int(ldc));
 }
 
+void gemm_f64(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+              int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  cblas_dgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans, transpose_b ? CblasTrans : CblasNoTrans,
+              as_int(m), as_int(n), as_int(k), alpha, a, as_int(lda), b, as_int(ldb), beta, c, as_int(ldc));
+}
+
+Status solve_positive_definite(std::span<double> a, int64_t n, std::span<double> b, int64_t nrhs) {
+  LOWBIT_CHECK(a.size() == size_t(n * n) && b.size() == size_t(n * nrhs));
+  if (n == 0 || nrhs == 0) return Status::Ok();
+  const lapack_int info =
+      LAPACKE_dposv(LAPACK_ROW_MAJOR, 'U', as_int(n), as_int(nrhs), a.data(), as_int(n), b.data(), as_int(nrhs));
+  LOWBIT_CHECK(info >= 0);
+  if (info > 0) {
+    return error(ErrorCode::kInvalidArgument, "matrix is not positive definite (leading minor {} of {})", info, n);
+  }
+  return Status::Ok();
+}
+
 Status cholesky_upper(std::span<double> a, int64_t n) {
   LOWBIT_CHECK(a.size() == size_t(n * n));
   if (n == 0) return Status::Ok();

@@ -28,6 +28,15 @@ void symmetrize_from_upper(std::span<double> a, int64_t n);
 void gemm_f32(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
+// The same in fp64.
+void gemm_f64(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+              int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
+
+// Solves a x = b for a symmetric positive definite a [n, n] (only the upper triangle is read; a is
+// overwritten with its Cholesky factor) and b [n, nrhs], which is replaced by x. Fails with
+// kInvalidArgument when a is not positive definite.
+Status solve_positive_definite(std::span<double> a, int64_t n, std::span<double> b, int64_t nrhs);
+
 // In-place Cholesky a = Uᵀ U of a symmetric positive definite [n, n] matrix. Reads only the upper
 // triangle; leaves U in the upper triangle and zeros in the strict lower one. Fails with
 // kInvalidArgument, naming the first non-positive leading minor, when a is not positive definite.
