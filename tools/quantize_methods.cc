@@ -31,7 +31,7 @@ void add_gptq_options(CLI::App& cmd, GptqCliOptions& o) {
   g->add_flag("--asymmetric-calibration", o.asymmetric_calibration,
               "Asymmetric calibration (GPTAQ): fit each layer to the original model's outputs on the original "
               "inputs, so it also corrects the error of the layers quantized before it (runs the original model "
-              "beside the quantized one: twice the calibration forwards, the whole model in memory)");
+              "beside the quantized one: twice the calibration forwards and residual streams)");
 }
 
 void add_clip_options(CLI::App& cmd, ClipCliOptions& o) {
@@ -148,7 +148,7 @@ QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan
   // samples from the whole fp32 model first, so it takes the full model.
   std::shared_ptr<const Model> model;
   GptqModelOptions options_gptq;
-  if (sink && gptq.calib != "self" && !gptq.asymmetric_calibration) {
+  if (sink && gptq.calib != "self") {
     StreamedModel streamed = unwrap(make_streamed_model(ck));
     model = streamed.model;
     options_gptq.load_block = streamed.load_block;

@@ -104,11 +104,6 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
     return result;
   }
 
-  if (options.asymmetric_calibration && options.load_block) {
-    return error(ErrorCode::kInvalidArgument,
-                 "asymmetric calibration needs the whole model in memory (it runs the original model beside the "
-                 "quantized one); it cannot stream blocks");
-  }
   LOWBIT_ASSIGN_OR_RETURN(std::shared_ptr<Model> work, make_editable_view(model));
   int max_len = 0;
   for (const auto& w : windows) max_len = std::max(max_len, int(w.size()));
@@ -119,8 +114,24 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
   Clock::time_point t = Clock::now();
   WindowStream stream = runner.embed(windows);
   // The original model beside the quantized one, for asymmetric calibration.
+  // Streaming: the original model is a view of its own whose block b borrows the working copy's
+  // fp32 weights from load_block until release_block (mirror_weights), so both models' memory
+  // stays one block.
   std::optional<ReferenceRun> reference;
-  if (options.asymmetric_calibration) reference.emplace(model, windows, max_len, threads);
+  std::shared_ptr<Model> reference_view;
+  if (options.asymmetric_calibration) {
+    if (options.load_block) {
+      LOWBIT_ASSIGN_OR_RETURN(reference_view, make_editable_view(model));
+    }
+    reference.emplace(reference_view ? std::shared_ptr<const Model>(reference_view) : model, windows, max_len, threads);
+  }
+  auto mirror_weights = [&](int b) {
+    if (!reference_view) return;
+    const std::vector<Linear*> from = work->mutable_layers()[size_t(b)].linears();
+    const std::vector<Linear*> to = reference_view->mutable_layers()[size_t(b)].linears();
+    for (size_t i = 0; i < from.size(); ++i)
+      if (!from[i]->is_quantized()) to[i]->weight = from[i]->weight;
+  };
   result.activation_bytes = int64_t((stream.x.size() + (reference ? reference->stream.x.size() : 0)) * sizeof(float));
   result.embed_seconds = seconds_since(t);
 
@@ -128,6 +139,7 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
   for (int b = 0; b <= last_block; ++b) {
     LayerWeights& block = work->mutable_layers()[size_t(b)];
     if (options.load_block) LOWBIT_RETURN_IF_ERROR(options.load_block(b, block));
+    mirror_weights(b);
     const std::vector<Linear*> linears = block.linears();
     for (const std::vector<int>& stage : stages(options.true_sequential)) {
       std::vector<int> targeted;
@@ -193,6 +205,7 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
       result.propagate_seconds += seconds_since(t);
     }
     if (options.release_block) LOWBIT_RETURN_IF_ERROR(options.release_block(b, block));
+    mirror_weights(b);  // the placeholders again: nothing points at released memory
     if (b == last_block) break;
   }
   result.total_seconds = seconds_since(start);

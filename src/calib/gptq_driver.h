@@ -44,7 +44,7 @@ struct GptqModelOptions {
   // model's outputs on the original inputs, so it also undoes part of the error the layers
   // quantized before it left in its input. The original model then runs beside the quantized
   // one: twice the residual stream and block runs, and one stage's original inputs held at once.
-  // Needs the whole model in memory (not with load_block).
+  // With load_block the original model's block b shares the working copy's loaded weights.
   bool asymmetric_calibration = false;
 
   // Streaming, for models larger than memory (calib/streamed_model.h); all optional.

@@ -32,8 +32,9 @@ void expect_same(const QuantizedMatrix& a, const QuantizedMatrix& b, const std::
 
 TEST(StreamedModel, GptqMatchesTheFullyConvertedModel) {
   for (DType dtype : {DType::kF16, DType::kF32}) {
-    for (bool true_sequential : {false, true}) {
-      SCOPED_TRACE(std::string(dtype_name(dtype)) + (true_sequential ? " true-sequential" : ""));
+    for (auto [true_sequential, asymmetric] : {std::pair{false, false}, {true, false}, {true, true}}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + (true_sequential ? " true-sequential" : "") +
+                   (asymmetric ? " asymmetric calibration" : ""));
       const ModelConfig c = tiny_test_config();
       const Checkpoint ck = make_random_checkpoint(c, 4, dtype);
       const auto calib = windows(4, 24, c.vocab_size);
@@ -43,6 +44,8 @@ TEST(StreamedModel, GptqMatchesTheFullyConvertedModel) {
           targets.emplace_back(tensor_names::layer(b, s), *parse_format_spec("int4g32"));  // k and gate stay float
       GptqModelOptions options;
       options.true_sequential = true_sequential;
+      // Asymmetric: the original model's blocks borrow the working copy's loaded weights.
+      options.asymmetric_calibration = asymmetric;
       auto full = gptq_quantize_model(*Model::from_checkpoint(ck), targets, calib, options);
       ASSERT_TRUE(full.ok()) << full.status().message();
 
