@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
 #include "model/checkpoint.h"
+#include "model/hf_checkpoint.h"
 #include "model/synthetic.h"
 
 namespace lowbit {
@@ -59,6 +61,31 @@ TEST_F(QuantizeCli, WritesACheckpointThatInspectEvalAndRunUse) {
   EXPECT_LT(j["top1"].get<double>(), 1.0);
   r = run_lowbit("run " + dir_.file("q3") + " --ids 1,5,9 --steps 5");
   EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// Tensors a quantization keeps in floating point are stored as the source stored them by default
+// (an F16 model's embedding stays F16, exactly); --dtype overrides, and a float32 source stays f32.
+TEST_F(QuantizeCli, KeptTensorsKeepTheSourceFloatTypeByDefault) {
+  HfSaveOptions save;
+  save.dtype = DType::kF16;
+  ASSERT_TRUE(save_hf_checkpoint(dir_.file("hf16"), make_random_checkpoint(tiny_test_config(), 6), save).ok());
+  auto embedding_dtype = [&](const std::string& dir) {
+    auto r = run_lowbit("inspect " + dir + " --json");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    for (const auto& t : j["tensors"])
+      if (t["name"] == "model.embed_tokens.weight") return t["dtype"].get<std::string>();
+    return std::string("none");
+  };
+  for (auto [source, flags, expected] : {std::tuple{dir_.file("hf16"), "", "F16"},
+                                         {dir_.file("hf16"), " --dtype f32", "F32"},
+                                         {dir_.file("hf16"), " --dtype bf16", "BF16"},
+                                         {model(), "", "F32"}}) {
+    const std::string out = dir_.file("q" + std::to_string(std::hash<std::string>()(source + flags)));
+    auto r = run_lowbit("quantize " + source + " --bits 4 --group 32" + flags + " -o " + out);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(embedding_dtype(out), expected) << source << flags;
+  }
 }
 
 // --rotate keeps the function: at int8 the rotated checkpoint is as close to the float model as

@@ -25,7 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct QuantizeOptions {
-  std::string model, tokenizer, output, recipe, format, method = "rtn", dtype = "f32";
+  std::string model, tokenizer, output, recipe, format, method = "rtn", dtype = "auto";
   int bits = 4;
   int group = 128;
   bool sym = false, dry_run = false, force = false;
@@ -51,6 +51,21 @@ FormatSpec spec_from_flags(const QuantizeOptions& o) {
   return unwrap(parse_format_spec(text));
 }
 
+// --dtype auto: the narrowest type that holds every floating-point tensor of the source exactly,
+// so that the tensors a quantization keeps are stored as they were (an F16 model's head stays
+// F16: half the bytes of f32 on disk and per decoded token, and no rounding).
+std::string source_float_dtype(const Checkpoint& ck) {
+  bool f16 = false, bf16 = false, other = false;
+  for (const RawTensor& t : ck.tensors.tensors()) {
+    if (t.dtype == DType::kF16) f16 = true;
+    else if (t.dtype == DType::kBF16) bf16 = true;
+    else if (t.dtype == DType::kF32 || t.dtype == DType::kF64) other = true;
+  }
+  if (f16 && !bf16 && !other) return "f16";
+  if (bf16 && !f16 && !other) return "bf16";
+  return "f32";
+}
+
 void print_plan(const Plan& plan) {
   std::printf("%-44s %-12s %-14s %12s %8s\n", "tensor", "shape", "format", "bytes", "bits/w");
   uint64_t weights = 0;
@@ -68,6 +83,7 @@ void run_quantize(const QuantizeOptions& o) {
   set_threads(o.threads);
   const auto t0 = std::chrono::steady_clock::now();
   Checkpoint ck = maybe_rotate(unwrap(load_checkpoint(o.model, o.tokenizer)), o.rotate);
+  const std::string float_dtype = o.dtype == "auto" ? source_float_dtype(ck) : o.dtype;
   Recipe recipe;
   // Dynamic quantization is RTN on the weights (int8 per output channel, symmetric, unless told
   // otherwise) plus a flag in the checkpoint that makes the runtime quantize activations per token.
@@ -86,7 +102,7 @@ void run_quantize(const QuantizeOptions& o) {
     BudgetCliOptions budget_options = o.budget;
     budget_options.measure.clip = o.clip.search();  // a table measured now uses the same quantizer
     if (o.rotate.on) budget_options.measure.rotation = o.rotate.seed;  // and the same weights
-    budget = choose_budget_recipe(ck, budget_options, weight_method, o.gptq, o.dtype, !o.recipe.empty());
+    budget = choose_budget_recipe(ck, budget_options, weight_method, o.gptq, float_dtype, !o.recipe.empty());
     recipe = budget->recipe;
   }
   Plan plan = unwrap(resolve_plan(recipe, quantizable_tensors(ck.config)));
@@ -113,7 +129,7 @@ void run_quantize(const QuantizeOptions& o) {
   uint64_t before = 0;
   for (const auto& t : ck.tensors.tensors()) before += t.data.size();
   QuantizedSaveOptions save;
-  save.float_dtype = o.dtype == "f16" ? DType::kF16 : o.dtype == "bf16" ? DType::kBF16 : DType::kF32;
+  save.float_dtype = float_dtype == "f16" ? DType::kF16 : float_dtype == "bf16" ? DType::kBF16 : DType::kF32;
   save.overwrite = o.force;
   save.dynamic_int8_activations = dynamic;
   save.extra_files["lowbit-recipe.json"] = recipe_to_json(recipe);
@@ -176,9 +192,11 @@ void add_quantize_command(CLI::App& app) {
   add_rotate_options(*cmd, o->rotate);
   cmd->add_flag("--dry-run", o->dry_run, "Print the resolved plan per tensor (bytes, bits/weight) and stop");
   cmd->add_flag("--force", o->force, "Replace an existing output directory");
-  cmd->add_option("--dtype", o->dtype, "Stored type of tensors kept in floating point: f32, f16, bf16")
+  cmd->add_option("--dtype", o->dtype,
+                  "Stored type of tensors kept in floating point (embeddings, norms, an unquantized head): f32, f16, "
+                  "bf16, or auto = the source's (F16 and BF16 checkpoints keep theirs, exactly; anything else f32)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"f32", "f16", "bf16"}));
+      ->check(CLI::IsMember({"auto", "f32", "f16", "bf16"}));
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file for llama2.c models");
   cmd->add_option("--threads", o->threads, "Threads (default: all cores)");
   add_gptq_options(*cmd, o->gptq);
