@@ -217,6 +217,9 @@ void run_demo(const DemoOptions& o) {
     steps.push_back({std::string(f) + " rtn", std::string(f) + "-rtn", {"quantize", in.model, "--format", f}});
   for (const char* f : {"int4g128", "int3g32", "int2g32"})
     steps.push_back({std::string(f) + " gptq", std::string(f) + "-gptq", with({"quantize", in.model, "--format", f}, gptq)});
+  // Asymmetric calibration: each layer also corrects what the layers before it got wrong.
+  steps.push_back({"int2g32 gptq asym-calib", "int2g32-gptq-asym",
+                   with(with({"quantize", in.model, "--format", "int2g32"}, gptq), {"--asymmetric-calibration"})});
   steps.push_back({"w8a8 dynamic", "w8a8-dynamic", {"quantize", in.model, "--method", "dynamic"}});
   // Mixed precision: the first budget measures the sensitivity table (written beside its
   // checkpoint), the second reuses it.
