@@ -35,7 +35,8 @@ void print_table(const SensitivityTable& t) {
               static_cast<long long>(t.tokens_scored), static_cast<long long>(t.measure_windows), t.method.c_str(),
               static_cast<long long>(t.calibration_windows));
   if (t.clip) std::printf("clipping search: %s\n", clip_search_name(*t.clip).c_str());
-  if (t.asymmetric_calibration) std::printf("GPTQ with asymmetric calibration (each tensor fit to the original model's outputs)\n");
+  if (t.asymmetric_calibration)
+    std::printf("GPTQ with asymmetric calibration (each tensor fit to the original model's outputs)\n");
   if (!t.base_format.empty())
     std::printf("in context: every other item at %s (KLD of that model: %.6f); damage = KLD - that\n",
                 t.base_format.c_str(), t.base_kld);

@@ -212,9 +212,11 @@ BudgetChoice choose_budget_recipe(const Checkpoint& ck, const BudgetCliOptions& 
                    clip_search_name(o.measure.clip).c_str());
     if (method == "gptq" && c.table.method == "gptq" && c.table.asymmetric_calibration != gptq.asymmetric_calibration)
       std::fprintf(stderr,
-                   "warning: %s was measured %s asymmetric calibration but this quantize runs %s it: the allocation "
-                   "ranks damages of a different quantizer (measure the table with the same --asymmetric-calibration)\n",
-                   o.sensitivity.c_str(), c.table.asymmetric_calibration ? "with" : "without", gptq.asymmetric_calibration ? "with" : "without");
+                   "warning: %s was measured %s asymmetric calibration but this quantize runs %s it: the "
+                   "allocation ranks damages of a different quantizer (measure the table with the same "
+                   "--asymmetric-calibration)\n",
+                   o.sensitivity.c_str(), c.table.asymmetric_calibration ? "with" : "without",
+                   gptq.asymmetric_calibration ? "with" : "without");
     if (c.table.rotation_seed != o.measure.rotation) {
       auto name = [](const std::optional<uint64_t>& seed) {
         return seed ? fmt::format("--rotate --rotate-seed {}", *seed) : std::string("no rotation");

@@ -177,7 +177,8 @@ QuantizedTensors quantize_planned_tensors(const Checkpoint& ck, const Plan& plan
                                    "(Hessian forwards {:.2f} s, quantization {:.2f} s, propagation {:.2f} s)",
                                    windows.size(), gptq.seqlen, gptq.damp, gptq.block,
                                    gptq.act_order ? ", act-order" : "", gptq.true_sequential ? ", true-sequential" : "",
-                                   gptq.asymmetric_calibration ? ", asymmetric" : "", r.total_seconds, r.hessian_forward_seconds, r.quantize_seconds, r.propagate_seconds));
+                                   gptq.asymmetric_calibration ? ", asymmetric calibration" : "", r.total_seconds,
+                                   r.hessian_forward_seconds, r.quantize_seconds, r.propagate_seconds));
   out.report.push_back("GPTQ proxy loss per layer (Σ err²/d²):");
   for (const auto& l : r.layers)
     out.report.push_back(fmt::format("  {:<44} {:.6g}{}", l.name, l.proxy_loss,

@@ -156,7 +156,8 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
         readers.push_back(i);
       }
       t = Clock::now();
-      const InputStatistics stats = collect_input_statistics(runner, stream, b, readers, reference ? &*reference : nullptr);
+      const InputStatistics stats =
+          collect_input_statistics(runner, stream, b, readers, reference ? &*reference : nullptr);
       result.hessian_forward_seconds += seconds_since(t);
       result.peak_hessian_bytes = std::max(result.peak_hessian_bytes, stats.peak_bytes);
 

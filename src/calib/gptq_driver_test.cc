@@ -204,23 +204,6 @@ std::vector<float> captured_inputs(std::shared_ptr<const Model> model, int block
   return rows;
 }
 
-// Σ_t ‖Q x̃_t − W x_t‖²: how far a layer's output on the quantized model's inputs is from the
-// original layer's on the original inputs.
-double output_gap(const std::vector<float>& q, const std::vector<float>& w, const std::vector<float>& x_ref,
-                  const std::vector<float>& x_q, int64_t rows, int64_t cols) {
-  const int64_t n = int64_t(x_ref.size()) / cols;
-  double total = 0;
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t r = 0; r < rows; ++r) {
-      double e = 0;
-      for (int64_t c = 0; c < cols; ++c)
-        e += double(q[size_t(r * cols + c)]) * x_q[size_t(t * cols + c)] -
-             double(w[size_t(r * cols + c)]) * x_ref[size_t(t * cols + c)];
-      total += e * e;
-    }
-  return total;
-}
-
 // Asymmetric calibration: where nothing before a layer is quantized it changes nothing; after
 // coarse q/k/v, an int8 o_proj fit to the original outputs lands closer to them than symmetric
 // GPTQ's, and closer even than the unquantized o_proj (it corrects the q/k/v error).
@@ -247,11 +230,12 @@ TEST(GptqDriver, AsymmetricFitsTheOriginalModelsOutputs) {
   ASSERT_EQ(x_ref.size(), x_q.size());
   const Linear* o = model->layers()[0].linears()[3];
   const std::vector<float> w(o->weight, o->weight + size_t(o->out_features) * o->in_features);
-  const double gap_fp = output_gap(w, w, x_ref, x_q, o->out_features, o->in_features);
-  const double gap_sym = output_gap(dequantize(*symmetric->quantized.at(o->name)), w, x_ref, x_q, o->out_features,
-                                    o->in_features);
-  const double gap_asym = output_gap(dequantize(*asymmetric->quantized.at(o->name)), w, x_ref, x_q,
-                                     o->out_features, o->in_features);
+  const int64_t rows = o->out_features, cols = o->in_features;
+  const double gap_fp = testing::asymmetric_objective(w, w, x_ref, x_q, rows, cols);
+  const double gap_sym =
+      testing::asymmetric_objective(dequantize(*symmetric->quantized.at(o->name)), w, x_ref, x_q, rows, cols);
+  const double gap_asym =
+      testing::asymmetric_objective(dequantize(*asymmetric->quantized.at(o->name)), w, x_ref, x_q, rows, cols);
   std::printf("o_proj output gap to the original: fp weights %.6g, symmetric GPTQ %.6g, asymmetric %.6g\n", gap_fp,
               gap_sym, gap_asym);
   EXPECT_LT(gap_asym, gap_sym);

@@ -264,7 +264,8 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
     std::vector<int> readers;  // the first layer reading each input, in input order
     for (int i = 0; i < kLinearsPerBlock; ++i)
       if (i == 0 || kInputOf[i] != kInputOf[i - 1]) readers.push_back(i);
-    const InputStatistics stats = collect_input_statistics(runner, stream, b, readers, reference ? &*reference : nullptr);
+    const InputStatistics stats =
+        collect_input_statistics(runner, stream, b, readers, reference ? &*reference : nullptr);
     BlockInputs inputs;
     for (const HessianAccumulator& acc : stats.hessians) inputs.hessian.push_back(acc.hessian());
     for (const InputShiftAccumulator& acc : stats.shifts) inputs.shift.push_back(acc.shift());

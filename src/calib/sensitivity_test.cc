@@ -142,7 +142,9 @@ TEST_F(Sensitivity, AsymmetricGptqIsRecordedAndChangesTheMeasurement) {
   auto back = parse_sensitivity_json(text, "t.json", fp_->config());
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_TRUE(back->asymmetric_calibration);
-  EXPECT_FALSE(parse_sensitivity_json(sensitivity_to_json(*symmetric), "t.json", fp_->config())->asymmetric_calibration);
+  auto symmetric_back = parse_sensitivity_json(sensitivity_to_json(*symmetric), "t.json", fp_->config());
+  ASSERT_TRUE(symmetric_back.ok());
+  EXPECT_FALSE(symmetric_back->asymmetric_calibration);
   std::string bad = text;
   bad.replace(bad.find("\"asymmetric_calibration\": true"), 30, "\"asymmetric_calibration\": 1");
   auto r = parse_sensitivity_json(bad, "t.json", fp_->config());

@@ -6,6 +6,8 @@
 #include <limits>
 #include <random>
 
+#include "testing/quant_testing.h"
+
 namespace lowbit {
 namespace {
 
@@ -15,21 +17,6 @@ std::vector<float> gaussian(size_t n, uint64_t seed, float sigma = 1.0f) {
   std::vector<float> v(n);
   for (float& x : v) x = d(rng);
   return v;
-}
-
-// Σ_t ‖A x̃_t − W x_t‖² for A, W [rows, cols] and x, x̃ [n, cols].
-double asymmetric_objective(const std::vector<float>& a, const std::vector<float>& w, const std::vector<float>& x,
-                            const std::vector<float>& xq, int64_t rows, int64_t cols, int64_t n) {
-  double total = 0;
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t r = 0; r < rows; ++r) {
-      double e = 0;
-      for (int64_t c = 0; c < cols; ++c)
-        e += double(a[size_t(r * cols + c)]) * xq[size_t(t * cols + c)] -
-             double(w[size_t(r * cols + c)]) * x[size_t(t * cols + c)];
-      total += e * e;
-    }
-  return total;
 }
 
 TEST(InputShiftAccumulator, MatchesTheDirectSumOverBatches) {
@@ -62,7 +49,8 @@ TEST(AsymmetricTarget, NoShiftLeavesTheWeightsExactly) {
   std::vector<double> h(size_t(cols * cols), 0.0);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t i = 0; i < cols; ++i)
-      for (int64_t j = 0; j < cols; ++j) h[size_t(i * cols + j)] += 2.0 / n * x[size_t(t * cols + i)] * x[size_t(t * cols + j)];
+      for (int64_t j = 0; j < cols; ++j)
+        h[size_t(i * cols + j)] += 2.0 / n * x[size_t(t * cols + i)] * x[size_t(t * cols + j)];
   Result<std::vector<float>> target = asymmetric_target(w, rows, cols, h, shift.shift(), 0.01, 0);
   ASSERT_TRUE(target.ok()) << target.status().message();
   EXPECT_EQ(*target, w);
@@ -106,7 +94,8 @@ TEST(AsymmetricTarget, SolvesTheDampenedLeastSquaresProblem) {
       // W* is rounded to fp32 at the end: each product carries up to half an fp32 ulp of error.
       EXPECT_NEAR(residual, 0.0, magnitude * std::numeric_limits<float>::epsilon()) << r << "," << j;
     }
-  EXPECT_LT(asymmetric_objective(ws, w, x, xq, rows, cols, n), 0.9 * asymmetric_objective(w, w, x, xq, rows, cols, n));
+  EXPECT_LT(testing::asymmetric_objective(ws, w, x, xq, rows, cols),
+            0.9 * testing::asymmetric_objective(w, w, x, xq, rows, cols));
 }
 
 TEST(AsymmetricTarget, RejectsBadSizesAndDampening) {

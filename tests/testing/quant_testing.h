@@ -30,4 +30,23 @@ inline std::vector<float> heavy_tailed(int64_t rows, int64_t cols, uint32_t seed
   return w;
 }
 
+// Σ_t ‖Q x̃_t − W x_t‖² for Q, W [rows, cols] and x_ref (x), x_q (x̃) [n, cols] row-major: how far
+// a layer's output on the quantized model's inputs is from the original layer's on the original
+// inputs (the objective of asymmetric calibration, quant/asymmetric_calibration.h).
+inline double asymmetric_objective(const std::vector<float>& q, const std::vector<float>& w,
+                                   const std::vector<float>& x_ref, const std::vector<float>& x_q, int64_t rows,
+                                   int64_t cols) {
+  const int64_t n = int64_t(x_ref.size()) / cols;
+  double total = 0;
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t r = 0; r < rows; ++r) {
+      double e = 0;
+      for (int64_t c = 0; c < cols; ++c)
+        e += double(q[size_t(r * cols + c)]) * x_q[size_t(t * cols + c)] -
+             double(w[size_t(r * cols + c)]) * x_ref[size_t(t * cols + c)];
+      total += e * e;
+    }
+  return total;
+}
+
 }  // namespace lowbit::testing
