@@ -160,21 +160,27 @@ Result<GptqModelResult> gptq_quantize_model(std::shared_ptr<const Model> model,
           collect_input_statistics(runner, stream, b, readers, reference ? &*reference : nullptr);
       result.hessian_forward_seconds += seconds_since(t);
       result.peak_hessian_bytes = std::max(result.peak_hessian_bytes, stats.peak_bytes);
+      // Asymmetric: one correction per input, shared by the layers that read it.
+      std::vector<std::vector<double>> hessians(readers.size()), corrections(readers.size());
+      for (size_t k = 0; k < readers.size(); ++k) {
+        hessians[k] = stats.hessians[k].hessian();
+        if (!options.asymmetric_calibration) continue;
+        Result<std::vector<double>> c =
+            asymmetric_correction(linears[size_t(readers[k])]->in_features, hessians[k], stats.shifts[k].shift(),
+                                  options.gptq.percdamp, options.gptq.damp_retries);
+        if (!c.ok()) return c.status().with_context("GPTQ of " + linears[size_t(readers[k])]->name);
+        corrections[k] = std::move(*c);
+      }
 
       for (int i : targeted) {
         Linear& linear = *linears[size_t(i)];
         const Clock::time_point layer_start = Clock::now();
         const size_t reader = size_t(reader_of_input[kInputOf[i]]);
         const HessianAccumulator& acc = stats.hessians[reader];
-        const std::vector<double> h = acc.hessian();
+        const std::vector<double>& h = hessians[reader];
         std::vector<float> weight = weight_values(linear);
-        if (options.asymmetric_calibration) {
-          Result<std::vector<float>> target =
-              asymmetric_target(weight, linear.out_features, linear.in_features, h, stats.shifts[reader].shift(),
-                                options.gptq.percdamp, options.gptq.damp_retries);
-          if (!target.ok()) return target.status().with_context("GPTQ of " + linear.name);
-          weight = std::move(*target);
-        }
+        if (options.asymmetric_calibration)
+          weight = apply_asymmetric_correction(weight, linear.out_features, linear.in_features, corrections[reader]);
         Result<GptqResult> q = gptq_quantize(weight, linear.out_features, linear.in_features, by_name.at(linear.name),
                                              h, options.gptq);
         if (!q.ok()) return q.status().with_context("GPTQ of " + linear.name);

@@ -234,21 +234,18 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
   // Asymmetric GPTQ: the original model runs beside the quantized one (calib/input_statistics.h).
   const bool asymmetric = options.asymmetric_calibration && options.method == "gptq";
   struct BlockInputs {
-    std::vector<std::vector<double>> hessian, shift;  // per distinct input; shift only when asymmetric
+    std::vector<std::vector<double>> hessian;  // per distinct input
+    std::vector<std::vector<float>> target;    // asymmetric: each linear's W*, fit once for every format
   };
-  auto quantize = [&](const Linear& linear, const FormatSpec& spec, const BlockInputs& inputs,
-                      int input) -> Result<QuantizedMatrix> {
+  // Linear `index` of a block (LayerWeights::linears() order) at `spec`.
+  auto quantize = [&](const Linear& linear, int index, const FormatSpec& spec,
+                      const BlockInputs& inputs) -> Result<QuantizedMatrix> {
     const int64_t rows = linear.out_features, cols = linear.in_features;
     const float* w = fp_weight.at(linear.name);
     std::span<const float> values(w, size_t(rows * cols));
     if (options.method == "rtn") return rtn_quantize(values, rows, cols, spec, RtnOptions{options.rtn_clip, {}});
-    const std::vector<double>& h = inputs.hessian[size_t(input)];
-    std::vector<float> target;
-    if (asymmetric) {
-      LOWBIT_ASSIGN_OR_RETURN(target, asymmetric_target(values, rows, cols, h, inputs.shift[size_t(input)],
-                                                        options.gptq.percdamp, options.gptq.damp_retries));
-      values = target;
-    }
+    if (asymmetric) values = inputs.target[size_t(index)];
+    const std::vector<double>& h = inputs.hessian[size_t(kInputOf[index])];
     Result<GptqResult> g = gptq_quantize(values, rows, cols, spec, h, options.gptq);
     if (!g.ok()) return g.status().with_context("GPTQ of " + linear.name);
     return std::move(g->matrix);
@@ -260,7 +257,7 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
   };
   // The four distinct inputs' Hessians (and shifts) of block b on the current stream.
   std::optional<ReferenceRun> reference;
-  auto block_inputs = [&](BlockRunner& runner, int b, const WindowStream& stream) {
+  auto block_inputs = [&](BlockRunner& runner, int b, const WindowStream& stream) -> Result<BlockInputs> {
     std::vector<int> readers;  // the first layer reading each input, in input order
     for (int i = 0; i < kLinearsPerBlock; ++i)
       if (i == 0 || kInputOf[i] != kInputOf[i - 1]) readers.push_back(i);
@@ -268,7 +265,20 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
         collect_input_statistics(runner, stream, b, readers, reference ? &*reference : nullptr);
     BlockInputs inputs;
     for (const HessianAccumulator& acc : stats.hessians) inputs.hessian.push_back(acc.hessian());
-    for (const InputShiftAccumulator& acc : stats.shifts) inputs.shift.push_back(acc.shift());
+    if (!asymmetric) return inputs;
+    std::vector<std::vector<double>> corrections;  // one per input, shared by its readers
+    for (size_t k = 0; k < readers.size(); ++k) {
+      LOWBIT_ASSIGN_OR_RETURN(std::vector<double> c,
+                              asymmetric_correction(stats.hessians[k].dim(), inputs.hessian[k], stats.shifts[k].shift(),
+                                                    options.gptq.percdamp, options.gptq.damp_retries));
+      corrections.push_back(std::move(c));
+    }
+    for (const Linear* l : work->layers()[size_t(b)].linears()) {
+      const int i = int(inputs.target.size());
+      const std::span<const float> w(fp_weight.at(l->name), size_t(l->out_features * l->in_features));
+      inputs.target.push_back(
+          apply_asymmetric_correction(w, l->out_features, l->in_features, corrections[size_t(kInputOf[i])]));
+    }
     return inputs;
   };
   int max_len = 0;
@@ -284,7 +294,7 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
     // Every block linear at its base format, layer by layer; then the stream starts over.
     table.base_format = options.base ? format_spec_name(*options.base) : options.base_name;
     for (int b = 0; b < c.n_layers; ++b) {
-      const BlockInputs inputs = block_inputs(runner, b, stream);
+      LOWBIT_ASSIGN_OR_RETURN(const BlockInputs inputs, block_inputs(runner, b, stream));
       for (int i = 0; i < kLinearsPerBlock; ++i) {
         Linear& linear = *work->mutable_layers()[size_t(b)].linears()[size_t(i)];
         FormatSpec spec;
@@ -295,7 +305,7 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
           if (it == options.base_by_tensor.end() || !it->second.is_quantized()) continue;  // stays FP
           spec = it->second;
         }
-        LOWBIT_ASSIGN_OR_RETURN(QuantizedMatrix m, quantize(linear, spec, inputs, kInputOf[i]));
+        LOWBIT_ASSIGN_OR_RETURN(QuantizedMatrix m, quantize(linear, i, spec, inputs));
         install(linear, std::move(m));
       }
       if (b + 1 < c.n_layers) runner.propagate(b, stream);
@@ -328,7 +338,7 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
   for (int b = 0; b < c.n_layers; ++b) {
     const std::vector<Linear*> linears = work->mutable_layers()[size_t(b)].linears();
     // Hessians of the block's four distinct inputs (FP inputs, or the base-quantized prefix's).
-    const BlockInputs inputs = block_inputs(runner, b, stream);
+    LOWBIT_ASSIGN_OR_RETURN(const BlockInputs inputs, block_inputs(runner, b, stream));
 
     for (; next_item < table.items.size() && table.items[next_item].block == b; ++next_item) {
       SensitivityItem& item = table.items[next_item];
@@ -345,7 +355,7 @@ Result<SensitivityTable> measure_sensitivity(std::shared_ptr<const Model> model,
           saved.push_back(linear);
           const std::vector<double>& h = inputs.hessian[size_t(kInputOf[i])];
           const int64_t rows = linear.out_features, cols = linear.in_features;
-          Result<QuantizedMatrix> q = quantize(linear, spec, inputs, kInputOf[i]);
+          Result<QuantizedMatrix> q = quantize(linear, i, spec, inputs);
           if (!q.ok()) return q.status().with_context(linear.name);
           const std::vector<float> dq = dequantize(*q);
           const float* w = fp_weight.at(linear.name);

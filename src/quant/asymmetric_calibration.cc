@@ -34,40 +34,51 @@ std::vector<double> InputShiftAccumulator::shift() const {
   return d;
 }
 
-Result<std::vector<float>> asymmetric_target(std::span<const float> weights, int64_t rows, int64_t cols,
-                                             std::span<const double> hessian, std::span<const double> shift,
-                                             double percdamp, int damp_retries) {
-  if (rows < 0 || cols < 0 || weights.size() != size_t(rows * cols) || hessian.size() != size_t(cols * cols) ||
-      shift.size() != size_t(cols * cols)) {
-    return error(ErrorCode::kInvalidArgument, "asymmetric calibration: sizes do not match a [{}, {}] weight", rows,
-                 cols);
-  }
+Result<std::vector<double>> asymmetric_correction(int64_t cols, std::span<const double> hessian,
+                                                  std::span<const double> shift, double percdamp, int damp_retries) {
+  if (cols < 0 || hessian.size() != size_t(cols * cols) || shift.size() != size_t(cols * cols))
+    return error(ErrorCode::kInvalidArgument, "asymmetric calibration: sizes do not match {} inputs", cols);
   if (!(percdamp > 0)) return error(ErrorCode::kInvalidArgument, "asymmetric calibration: dampening must be > 0");
   double mean_diag = 0;
   for (int64_t c = 0; c < cols; ++c) mean_diag += hessian[size_t(c * cols + c)];
   mean_diag = cols > 0 ? mean_diag / double(cols) : 0.0;
-  if (!(mean_diag > 0)) return std::vector<float>(weights.begin(), weights.end());  // no input: nothing to fit
+  std::vector<double> x(size_t(cols * cols), 0.0);
+  if (!(mean_diag > 0)) return x;  // no input: nothing to fit
 
-  // X = (H + λI)⁻¹ Dᵀ, so that D (H + λI)⁻¹ = Xᵀ (H symmetric).
-  std::vector<double> x;
+  // C = (H + λI)⁻¹ Dᵀ, so that D (H + λI)⁻¹ = Cᵀ (H symmetric).
   double damp = percdamp;
   Status solved = Status::Ok();
   for (int attempt = 0; attempt <= damp_retries; ++attempt, damp *= 10) {
     std::vector<double> h(hessian.begin(), hessian.end());
     for (int64_t c = 0; c < cols; ++c) h[size_t(c * cols + c)] += damp * mean_diag;
-    x.assign(size_t(cols * cols), 0.0);
     for (int64_t r = 0; r < cols; ++r)
       for (int64_t c = 0; c < cols; ++c) x[size_t(r * cols + c)] = shift[size_t(c * cols + r)];
     solved = linalg::solve_positive_definite(h, cols, x, cols);
-    if (solved.ok()) break;
+    if (solved.ok()) return x;
   }
-  if (!solved.ok()) return solved.with_context("asymmetric calibration: the dampened Hessian");
+  return solved.with_context("asymmetric calibration: the dampened Hessian");
+}
 
-  // W* = W + W Xᵀ, in fp64.
+std::vector<float> apply_asymmetric_correction(std::span<const float> weights, int64_t rows, int64_t cols,
+                                               std::span<const double> correction) {
+  LOWBIT_CHECK(rows >= 0 && cols >= 0 && weights.size() == size_t(rows * cols) &&
+               correction.size() == size_t(cols * cols));
   std::vector<double> w(weights.begin(), weights.end());
   std::vector<double> target = w;
-  linalg::gemm_f64(false, true, rows, cols, cols, 1.0, w.data(), cols, x.data(), cols, 1.0, target.data(), cols);
+  linalg::gemm_f64(false, true, rows, cols, cols, 1.0, w.data(), cols, correction.data(), cols, 1.0, target.data(),
+                   cols);
   return std::vector<float>(target.begin(), target.end());
+}
+
+Result<std::vector<float>> asymmetric_target(std::span<const float> weights, int64_t rows, int64_t cols,
+                                             std::span<const double> hessian, std::span<const double> shift,
+                                             double percdamp, int damp_retries) {
+  if (rows < 0 || cols < 0 || weights.size() != size_t(rows * cols))
+    return error(ErrorCode::kInvalidArgument, "asymmetric calibration: sizes do not match a [{}, {}] weight", rows,
+                 cols);
+  LOWBIT_ASSIGN_OR_RETURN(const std::vector<double> correction,
+                          asymmetric_correction(cols, hessian, shift, percdamp, damp_retries));
+  return apply_asymmetric_correction(weights, rows, cols, correction);
 }
 
 }  // namespace lowbit

@@ -45,9 +45,19 @@ class InputShiftAccumulator {
   std::vector<double> diff_, batch_;  // [slice, dim] fp64 copies of the current slice
 };
 
-// W* = W + W D (H + λI)⁻¹ with λ = percdamp · mean diag H, for weights [rows, cols], hessian and
-// shift [cols, cols] (H symmetric, only its upper triangle read). Like GPTQ, retries with 10× the
-// dampening (damp_retries times) if H + λI does not factorize; fails when it never does.
+// The correction of one input, shared by every layer that reads it (q/k/v, gate/up): the
+// [cols, cols] matrix C = (H + λI)⁻¹ Dᵀ, so that W* = W + W Cᵀ, with λ = percdamp · mean diag H;
+// hessian and shift [cols, cols] (H symmetric, only its upper triangle read). Like GPTQ, retries
+// with 10× the dampening (damp_retries times) if H + λI does not factorize; fails when it never
+// does. All zeros when the input has no energy (nothing to fit).
+Result<std::vector<double>> asymmetric_correction(int64_t cols, std::span<const double> hessian,
+                                                  std::span<const double> shift, double percdamp, int damp_retries);
+
+// W* = W + W Cᵀ for weights [rows, cols] and a correction from asymmetric_correction, in fp64.
+std::vector<float> apply_asymmetric_correction(std::span<const float> weights, int64_t rows, int64_t cols,
+                                               std::span<const double> correction);
+
+// Both steps for one layer: W* = W + W D (H + λI)⁻¹.
 Result<std::vector<float>> asymmetric_target(std::span<const float> weights, int64_t rows, int64_t cols,
                                              std::span<const double> hessian, std::span<const double> shift,
                                              double percdamp, int damp_retries);
