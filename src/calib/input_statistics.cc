@@ -12,7 +12,7 @@ InputStatistics collect_input_statistics(BlockRunner& runner, const WindowStream
     stats.hessians.emplace_back(l->in_features);
     stats.peak_bytes += stats.hessians.back().bytes();
     if (reference) {
-      reference_layers.push_back(reference->model->layers()[size_t(block)].linears()[size_t(i)]);
+      reference_layers.push_back(reference->runner.model().layers()[size_t(block)].linears()[size_t(i)]);
       stats.shifts.emplace_back(l->in_features);
       stats.peak_bytes += stats.shifts.back().bytes();
     }

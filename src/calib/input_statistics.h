@@ -14,12 +14,11 @@ namespace lowbit {
 
 // The original (unquantized) model running beside the one being quantized, on its own stream.
 struct ReferenceRun {
-  BlockRunner runner;
+  BlockRunner runner;  // over the original model
   WindowStream stream;
-  std::shared_ptr<const Model> model;
   ReferenceRun(std::shared_ptr<const Model> original, const std::vector<std::vector<int>>& windows, int max_tokens,
                int threads)
-      : runner(original, max_tokens, threads), stream(runner.embed(windows)), model(std::move(original)) {}
+      : runner(std::move(original), max_tokens, threads), stream(runner.embed(windows)) {}
   void propagate(int block) { runner.propagate(block, stream); }
 };
 
