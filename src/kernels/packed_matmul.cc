@@ -9,6 +9,8 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/work_shares.h"
+
 namespace lowbit::kernels {
 
 namespace {
@@ -198,9 +200,8 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
     if (slices > 1) sliced[i] = std::make_unique_for_overwrite<float[]>(size_t(slices * parts[i].rows));
   }
   // Work units of whole 16-row chunks (64 rows = 4 panels for the panel kinds), placed on the bytes
-  // read; thread t takes the units whose middle falls in its t-th of the bytes (one contiguous
-  // range of units per thread, each part's rows in as few kernel calls as possible, so the
-  // kernels' per-call work is done once per thread and part and their row streams are long).
+  // read. Each thread's units are one contiguous range, each part's rows in as few kernel calls as
+  // possible, so the kernels' per-call work is done rarely and their row streams are long.
   struct Unit {
     size_t part;
     int64_t r0, r1;
@@ -234,20 +235,26 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
       gemv_for(table, p.packed->kind)(p.packed->view(), r0, r1, xp, p.y);
     }
   };
-#pragma omp parallel if (work > kParallelWork)
+  // Thread t starts on the units whose middle falls in its t-th of the bytes (WorkShares: then
+  // it helps the slower threads with theirs); a batch's units of one part run as one kernel call.
+  const int threads = work > kParallelWork ? omp_get_max_threads() : 1;
+  std::vector<size_t> starts(static_cast<size_t>(threads));
+  for (size_t u = 0, t = 0; t < starts.size(); ++t) {
+    while (u < units.size() && std::min(threads - 1, int(units[u].middle / total * threads)) < int(t)) ++u;
+    starts[t] = u;
+  }
+  WorkShares shares(starts, units.size());
+#pragma omp parallel num_threads(threads) if (threads > 1)
   {
-    const int threads = omp_get_num_threads(), t = omp_get_thread_num();
-    const auto owner = [&](const Unit& u) { return std::min(threads - 1, int(u.middle / total * threads)); };
-    // Consecutive units of one part in one kernel call (one set of row streams per call).
-    size_t u = 0;
-    while (u < units.size() && owner(units[u]) < t) ++u;
-    while (u < units.size() && owner(units[u]) == t) {
-      const size_t part = units[u].part;
-      const int64_t r0 = units[u].r0;
-      int64_t r1 = units[u].r1;
-      for (++u; u < units.size() && units[u].part == part && owner(units[u]) == t; ++u) r1 = units[u].r1;
-      run(part, r0, r1);
-    }
+    size_t begin = 0, end = 0;
+    while (shares.next(size_t(omp_get_thread_num()), &begin, &end))
+      for (size_t u = begin; u < end;) {
+        const size_t part = units[u].part;
+        const int64_t r0 = units[u].r0;
+        int64_t r1 = units[u].r1;
+        for (++u; u < end && units[u].part == part; ++u) r1 = units[u].r1;
+        run(part, r0, r1);
+      }
   }
 }
 

@@ -48,7 +48,8 @@ struct GemvPart {
 };
 
 // y_i = W_i x for one token x [cols] and every part (all with the same cols), in one parallel
-// region whose threads split the parts' rows as one range, balanced by bytes; x is quantized once
+// region whose threads split the parts' rows as one range, balanced by bytes (each thread starts
+// on its share and then helps the others with theirs, kernels/work_shares.h); x is quantized once
 // for all qd8 parts. Products that share an input (q, k, v; gate, up) then cost one thread
 // wake-up instead of three or two, and the small ones (k, v) no longer run alone: measured in
 // decode, k and v alone read at 10-25% of the bandwidth probe, q 35%, the big products 65-80%.
