@@ -100,6 +100,14 @@ inline bool is_panel_kind(PackedKind kind) {
          kind == PackedKind::kQ2L || kind == PackedKind::kQ3L;
 }
 
+// Rows of one whole panel of a panel kind (kQ4P 32, kQ2P / kQ3P 64, the 16-row kinds 16): the
+// smallest row range a panel kernel computes without computing rows it does not store.
+inline int64_t panel_rows(PackedKind kind) {
+  return kind == PackedKind::kQ4P ? 2 * kPanelRows
+         : kind == PackedKind::kQ2P || kind == PackedKind::kQ3P ? 4 * kPanelRows
+                                                                : kPanelRows;
+}
+
 // Where row r's scale and zero for weight group g lie in scales / zeros: [rows, groups] for the
 // row kinds; [rows / 16, groups, 16] for the panel kinds (padded to whole panels), so the 16 rows
 // of a panel part have one group's scales in one 64-byte vector (the VNNI panel kernels load them;

@@ -199,8 +199,9 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
                                        corrections[i].data()};
     if (slices > 1) sliced[i] = std::make_unique_for_overwrite<float[]>(size_t(slices * parts[i].rows));
   }
-  // Work units of whole 16-row chunks (64 rows = 4 panels for the panel kinds), placed on the bytes
-  // read. Each thread's units are one contiguous range, each part's rows in as few kernel calls as
+  // Work units of whole 16-row chunks (whole panels for the panel kinds: the last batches of a
+  // product, where threads help each other, are then as small as they can be), placed on the
+  // bytes read. Each thread's units are one contiguous range, each part's rows in as few kernel calls as
   // possible, so the kernels' per-call work is done rarely and their row streams are long.
   struct Unit {
     size_t part;
@@ -211,7 +212,7 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
   double total = 0, work = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
     const GemvPart& p = parts[i];
-    const int64_t align = p.packed != nullptr && is_panel_kind(p.packed->kind) ? 4 * kPanelRows : kRowChunk;
+    const int64_t align = p.packed != nullptr && is_panel_kind(p.packed->kind) ? panel_rows(p.packed->kind) : kRowChunk;
     const double row_bytes = p.packed != nullptr ? double(p.packed->bytes()) / double(p.rows) : 4.0 * double(cols);
     for (int64_t r = 0; r < p.rows; r += align) {
       const int64_t r1 = std::min(p.rows, r + align);
