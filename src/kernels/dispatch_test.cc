@@ -22,6 +22,7 @@ TEST(Dispatch, SupportedTablesAreComplete) {
       EXPECT_NE(dequant_for(t, PackedKind(k)), nullptr) << t.name;
     }
     EXPECT_NE(t.quantize_f32_qd8, nullptr);
+    EXPECT_NE(t.quantize_f32_qd8x2, nullptr);
     EXPECT_NE(gemm_qd8_for(t, PackedKind::kQ8), nullptr);
     EXPECT_NE(gemm_qd8_for(t, PackedKind::kQ4), nullptr);
     EXPECT_EQ(gemm_qd8_for(t, PackedKind::kNF4), nullptr);

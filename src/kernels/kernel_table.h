@@ -4,6 +4,8 @@
 //   dequant_<weights>_f32   rows of weights decoded to fp32 (prefill tiles fed to BLAS sgemm)
 //   quantize_f32_qd8        one token of fp32 activations to dynamic symmetric int8 ("qd8"), one
 //                           scale per 32 inputs
+//   quantize_f32_qd8x2      the same token as two qd8 slices, x ~ s1 q1 + s2 q2 (weight-only
+//                           products on the int8 kernels, packed_matmul.h)
 //   gemm_qd8_<weights>_f32  n tokens of qd8 activations x integer weights, int32 dot products per
 //                           group, fp32 out (n = 1 is the decode case)
 //
@@ -88,6 +90,9 @@ struct KernelTable {
 
   // Dynamic int8 activations: W8A8, W4A8, W3A8, W2A8.
   QuantizeQd8Fn quantize_f32_qd8 = nullptr;
+  // Two slices: q [2, k_padded], scales and block_sums [2, k_padded / kBlock]; slice 1 is
+  // quantize_f32_qd8 of x, slice 2 that of the residual x - s1 q1 formed with one fma per input.
+  QuantizeQd8Fn quantize_f32_qd8x2 = nullptr;
   GemmQd8Fn gemm_qd8_q8g_f32 = nullptr;
   GemmQd8Fn gemm_qd8_q4g_f32 = nullptr;
   GemmQd8Fn gemm_qd8_q3g_f32 = nullptr;

@@ -56,16 +56,10 @@ void gemm_tiles(DequantFn dequant, const PackedWeightView& v, const float* x, in
 }
 
 // One token x [cols] as `slices` int8 slices (matmul_qd8_slices): q [slices, k_padded], scales and
-// block_sums [slices, k_padded / kBlock]; slice 2 is the qd8 rounding of x - s1 q1, formed with one
-// fma per input so that the residual itself is exact to fp32 rounding.
+// block_sums [slices, k_padded / kBlock] (kernel_table.h, quantize_f32_qd8x2 for two).
 void quantize_qd8_slices(const KernelTable& table, const float* x, int64_t cols, int64_t k_padded, int slices,
                          int8_t* q, float* scales, int32_t* block_sums) {
-  table.quantize_f32_qd8(x, cols, k_padded, q, scales, block_sums);
-  if (slices == 1) return;
-  std::vector<float> residual(static_cast<size_t>(cols));
-  for (int64_t k = 0; k < cols; ++k) residual[size_t(k)] = std::fma(-scales[k / kBlock], float(q[k]), x[k]);
-  const int64_t blocks = k_padded / kBlock;
-  table.quantize_f32_qd8(residual.data(), cols, k_padded, q + k_padded, scales + blocks, block_sums + blocks);
+  (slices == 1 ? table.quantize_f32_qd8 : table.quantize_f32_qd8x2)(x, cols, k_padded, q, scales, block_sums);
 }
 
 // y[r] = sum over slices i of sliced[i * rows + r], for r in [r0, r1).

@@ -265,43 +265,90 @@ TEST(GemmQd8, SaturationExtremesExact) {
   }
 }
 
-TEST(QuantizeQd8, EveryIsaMatchesReferenceExactly) {
+// Calls f(x, k, k_padded) for activation vectors of edge lengths (k not a multiple of 32, k_padded
+// a whole block past it) and magnitudes (all zeros, tiny, large), with a tie-prone ratio and zero blocks.
+template <class F>
+void for_each_activation_case(F f) {
   uint32_t seed = 40;
-  for (Isa isa : testing::fast_isas()) {
-    for (int64_t k : {1, 5, 8, 31, 32, 33, 63, 100, 172, 4099}) {
-      for (int64_t extra_blocks : {0, 1}) {  // k_padded may run a whole block past k
-        const int64_t k_padded = (k + 31) / 32 * 32 + 32 * extra_blocks, blocks = k_padded / 32;
-        for (float magnitude : {0.0f, 1e-3f, 1.0f, 300.0f}) {
-          std::vector<float> x = random_values(k, seed++, magnitude);
-          if (k > 3) x[size_t(k / 2)] = 0.5f * x[size_t(k / 3)];  // a value at a tie-prone ratio
-          if (k > 40) std::fill(x.begin() + 32, x.begin() + 40, 0.0f);
-          if (k > 64) std::fill(x.begin() + 32, x.begin() + 64, 0.0f);  // an all-zero block
-          std::vector<int8_t> q_ref(size_t(k_padded), 99), q_fast(size_t(k_padded), 77);
-          std::vector<int32_t> s_ref(static_cast<size_t>(blocks)), s_fast(static_cast<size_t>(blocks));
-          std::vector<float> scale_ref(static_cast<size_t>(blocks)), scale_fast(static_cast<size_t>(blocks));
-          kernels_for(Isa::kRef).quantize_f32_qd8(x.data(), k, k_padded, q_ref.data(), scale_ref.data(), s_ref.data());
-          kernels_for(isa).quantize_f32_qd8(x.data(), k, k_padded, q_fast.data(), scale_fast.data(), s_fast.data());
-          ASSERT_EQ(scale_fast, scale_ref);
-          ASSERT_EQ(q_fast, q_ref) << isa_name(isa) << " k " << k << " magnitude " << magnitude;
-          ASSERT_EQ(s_fast, s_ref);
-          for (int64_t i = k; i < k_padded; ++i) ASSERT_EQ(q_ref[size_t(i)], 0);
-          for (int64_t b = 0; b < blocks; ++b) {
-            int32_t sum = 0;
-            float amax = 0.0f;
-            for (int64_t i = b * 32; i < (b + 1) * 32; ++i) {
-              sum += q_ref[size_t(i)];
-              if (i < k) amax = std::max(amax, std::fabs(x[size_t(i)]));
-            }
-            EXPECT_EQ(s_ref[size_t(b)], sum);
-            // One scale per block from that block's own absmax; an all-zero block gets scale 1.
-            EXPECT_EQ(scale_ref[size_t(b)], amax > 0 ? amax / 127.0f : 1.0f);
-            for (int64_t i = b * 32; i < (b + 1) * 32 && i < k && amax > 0; ++i)
-              EXPECT_LE(std::abs(x[size_t(i)] / scale_ref[size_t(b)] - q_ref[size_t(i)]), 0.5f + 1e-3f);
-          }
-        }
+  for (int64_t k : {1, 5, 8, 31, 32, 33, 63, 100, 172, 4099}) {
+    for (int64_t extra_blocks : {0, 1}) {  // k_padded may run a whole block past k
+      const int64_t k_padded = (k + 31) / 32 * 32 + 32 * extra_blocks;
+      for (float magnitude : {0.0f, 1e-3f, 1.0f, 300.0f}) {
+        std::vector<float> x = random_values(k, seed++, magnitude);
+        if (k > 3) x[size_t(k / 2)] = 0.5f * x[size_t(k / 3)];  // a value at a tie-prone ratio
+        if (k > 40) std::fill(x.begin() + 32, x.begin() + 40, 0.0f);
+        if (k > 64) std::fill(x.begin() + 32, x.begin() + 64, 0.0f);  // an all-zero block
+        f(x, k, k_padded);
       }
     }
   }
+}
+
+struct QuantizedToken {
+  std::vector<int8_t> q;
+  std::vector<float> scales;
+  std::vector<int32_t> sums;
+  QuantizedToken(QuantizeQd8Fn quantize, const float* x, int64_t k, int64_t k_padded, int slices, int8_t fill)
+      : q(size_t(slices * k_padded), fill), scales(size_t(slices * k_padded / 32)), sums(scales.size()) {
+    quantize(x, k, k_padded, q.data(), scales.data(), sums.data());
+  }
+};
+
+// The reference's quantization of x by the table entry (`slices` 1 or 2), once every fast ISA's
+// has been checked to equal it bit for bit.
+QuantizedToken reference_every_isa_matches(QuantizeQd8Fn KernelTable::*entry, int slices, const std::vector<float>& x,
+                                           int64_t k, int64_t k_padded) {
+  QuantizedToken ref(kernels_for(Isa::kRef).*entry, x.data(), k, k_padded, slices, 99);
+  for (Isa isa : testing::fast_isas()) {
+    const QuantizedToken fast(kernels_for(isa).*entry, x.data(), k, k_padded, slices, 77);
+    EXPECT_EQ(fast.scales, ref.scales) << isa_name(isa) << " k " << k << " slices " << slices;
+    EXPECT_EQ(fast.q, ref.q) << isa_name(isa) << " k " << k << " slices " << slices;
+    EXPECT_EQ(fast.sums, ref.sums) << isa_name(isa) << " k " << k << " slices " << slices;
+  }
+  return ref;
+}
+
+TEST(QuantizeQd8, EveryIsaMatchesReferenceExactly) {
+  for_each_activation_case([](const std::vector<float>& x, int64_t k, int64_t k_padded) {
+    const int64_t blocks = k_padded / 32;
+    const QuantizedToken ref = reference_every_isa_matches(&KernelTable::quantize_f32_qd8, 1, x, k, k_padded);
+    for (int64_t i = k; i < k_padded; ++i) ASSERT_EQ(ref.q[size_t(i)], 0);
+    for (int64_t b = 0; b < blocks; ++b) {
+      int32_t sum = 0;
+      float amax = 0.0f;
+      for (int64_t i = b * 32; i < (b + 1) * 32; ++i) {
+        sum += ref.q[size_t(i)];
+        if (i < k) amax = std::max(amax, std::fabs(x[size_t(i)]));
+      }
+      EXPECT_EQ(ref.sums[size_t(b)], sum);
+      // One scale per block from that block's own absmax; an all-zero block gets scale 1.
+      EXPECT_EQ(ref.scales[size_t(b)], amax > 0 ? amax / 127.0f : 1.0f);
+      for (int64_t i = b * 32; i < (b + 1) * 32 && i < k && amax > 0; ++i)
+        EXPECT_LE(std::abs(x[size_t(i)] / ref.scales[size_t(b)] - ref.q[size_t(i)]), 0.5f + 1e-3f);
+    }
+  });
+}
+
+// Two slices (weight-only products on the int8 kernels): every ISA bit for bit as the reference;
+// slice 1 is the one-slice quantization, and s1 q1 + s2 q2 carries each input to within half a
+// step of slice 2, at most max|x[block]| / 64516 (packed_matmul.h), plus the fp32 rounding of the
+// residual.
+TEST(QuantizeQd8, TwoSlicesEveryIsaMatchesReferenceExactly) {
+  for_each_activation_case([](const std::vector<float>& x, int64_t k, int64_t k_padded) {
+    const int64_t blocks = k_padded / 32;
+    const QuantizedToken ref = reference_every_isa_matches(&KernelTable::quantize_f32_qd8x2, 2, x, k, k_padded);
+    const QuantizedToken one(kernels_for(Isa::kRef).quantize_f32_qd8, x.data(), k, k_padded, 1, 55);
+    ASSERT_TRUE(std::equal(one.q.begin(), one.q.end(), ref.q.begin()));
+    ASSERT_TRUE(std::equal(one.scales.begin(), one.scales.end(), ref.scales.begin()));
+    for (int64_t i = 0; i < k_padded; ++i) {
+      const int64_t b = i / 32;
+      const double s1 = ref.scales[size_t(b)], s2 = ref.scales[size_t(blocks + b)];
+      const double xi = i < k ? x[size_t(i)] : 0.0;
+      const double carried = s1 * ref.q[size_t(i)] + s2 * ref.q[size_t(k_padded + i)];
+      const double block_max = 127.0 * s1;  // 127 when the block is all zeros: no looser a bound
+      ASSERT_LE(std::fabs(carried - xi), block_max / 64516 + 0x1p-24 * block_max) << "k " << k << " i " << i;
+    }
+  });
 }
 
 TEST(MatmulQd8, RealisticDataWithinDerivedTolerance) {

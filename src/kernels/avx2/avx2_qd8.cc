@@ -31,18 +31,6 @@ inline int32_t hsum_epi32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-// 32 fp32 -> 32 int8 with round-half-even (the default MXCSR mode), as the reference nearbyint.
-inline void quantize32(const float* x, __m256 inv, int8_t* q) {
-  const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), inv));
-  const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), inv));
-  const __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), inv));
-  const __m256i d = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), inv));
-  // packs work within 128-bit lanes; the final permute restores element order.
-  const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
-  const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), ordered);
-}
-
 inline float hmax(__m256 v) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   m = _mm_max_ps(m, _mm_movehl_ps(m, m));
@@ -50,31 +38,55 @@ inline float hmax(__m256 v) {
   return _mm_cvtss_f32(m);
 }
 
-void quantize_f32_qd8(const float* x, int64_t k, int64_t k_padded, int8_t* q, float* scales, int32_t* block_sums) {
-  const int64_t full = k / kBlock * kBlock;
+// One 32-input block held in four vectors -> 32 int8 at q with round-half-even (the default MXCSR
+// mode, as the reference nearbyint), their sum, and the block's scale (returned); `codes` gets the
+// codes as int32, from which the second slice's residual is formed.
+inline float quantize_block(const __m256 v[4], int8_t* q, int32_t* sum, __m256i codes[4]) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 m = _mm256_andnot_ps(sign, v[0]);
+  for (int j = 1; j < 4; ++j) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[j]));
+  const float amax = hmax(m);
+  // Same rule as the reference: below 1e-30 the reciprocal could overflow; quantize to zeros.
+  const bool zero = amax < 1e-30f;
+  const __m256 inv = _mm256_set1_ps(zero ? 0.0f : 127.0f / amax);
+  for (int j = 0; j < 4; ++j) codes[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], inv));
+  // packs work within 128-bit lanes; the final permute restores element order.
+  const __m256i bytes =
+      _mm256_packs_epi16(_mm256_packs_epi32(codes[0], codes[1]), _mm256_packs_epi32(codes[2], codes[3]));
+  const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), ordered);
+  *sum = hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), ordered), _mm256_set1_epi16(1)));
+  return zero ? 1.0f : amax / 127.0f;
+}
+
+// x [k] as `slices` (1 or 2) qd8 slices, one pass over the blocks: the second slice quantizes the
+// residual x - s1 q1, formed in registers with one FMA per input (exact to one fp32 rounding, as
+// the reference's std::fma).
+template <int kSlices>
+void quantize_slices(const float* x, int64_t k, int64_t k_padded, int8_t* q, float* scales, int32_t* block_sums) {
+  const int64_t full = k / kBlock * kBlock, blocks = k_padded / kBlock;
   alignas(32) float tail[kBlock] = {};  // the last partial block, zero-padded
   for (int64_t i = full; i < k; ++i) tail[i - full] = x[i];
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-  for (int64_t b = 0; b < k_padded / kBlock; ++b) {
+  for (int64_t b = 0; b < blocks; ++b) {
     const int64_t i = b * kBlock;
-    const float* src = i < full ? x + i : tail;
-    int8_t* dst = q + i;
     if (i >= k) {  // whole padding blocks
-      __builtin_memset(dst, 0, kBlock);
-      scales[b] = 1.0f;
-      block_sums[b] = 0;
+      for (int s = 0; s < kSlices; ++s) {
+        __builtin_memset(q + s * k_padded + i, 0, kBlock);
+        scales[s * blocks + b] = 1.0f;
+        block_sums[s * blocks + b] = 0;
+      }
       continue;
     }
-    __m256 m = _mm256_andnot_ps(sign, _mm256_loadu_ps(src));
-    for (int j = 8; j < kBlock; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(src + j)));
-    const float amax = hmax(m);
-    // Same rule as the reference: below 1e-30 the reciprocal could overflow; quantize to zeros.
-    const bool zero = amax < 1e-30f;
-    scales[b] = zero ? 1.0f : amax / 127.0f;
-    quantize32(src, _mm256_set1_ps(zero ? 0.0f : 127.0f / amax), dst);
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dst));
-    block_sums[b] = hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v), ones16));
+    const float* src = i < full ? x + i : tail;
+    __m256 v[4];
+    __m256i codes[4];
+    for (int j = 0; j < 4; ++j) v[j] = _mm256_loadu_ps(src + 8 * j);
+    scales[b] = quantize_block(v, q + i, block_sums + b, codes);
+    if constexpr (kSlices == 2) {
+      const __m256 s1 = _mm256_set1_ps(scales[b]);
+      for (int j = 0; j < 4; ++j) v[j] = _mm256_fnmadd_ps(s1, _mm256_cvtepi32_ps(codes[j]), v[j]);
+      scales[blocks + b] = quantize_block(v, q + k_padded + i, block_sums + blocks + b, codes);
+    }
   }
 }
 
@@ -174,7 +186,8 @@ void gemm_qd8(const PackedWeightView& w, int64_t row_begin, int64_t row_end, con
 }  // namespace
 
 void fill_avx2_qd8_kernels(KernelTable& t) {
-  t.quantize_f32_qd8 = quantize_f32_qd8;
+  t.quantize_f32_qd8 = quantize_slices<1>;
+  t.quantize_f32_qd8x2 = quantize_slices<2>;
   t.gemm_qd8_q8g_f32 = gemm_qd8<8>;
   t.gemm_qd8_q4g_f32 = gemm_qd8<4>;
   t.gemm_qd8_q3g_f32 = gemm_qd8<3>;

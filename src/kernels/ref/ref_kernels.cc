@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "base/half.h"
 #include "formats/fp8.h"
@@ -118,6 +119,16 @@ void quantize_f32_qd8_ref(const float* x, int64_t k, int64_t k_padded, int8_t* q
   }
 }
 
+void quantize_f32_qd8x2_ref(const float* x, int64_t k, int64_t k_padded, int8_t* q, float* scales,
+                            int32_t* block_sums) {
+  quantize_f32_qd8_ref(x, k, k_padded, q, scales, block_sums);
+  // The fma leaves the residual exact to one fp32 rounding (s1 q1 itself is not representable).
+  std::vector<float> residual(static_cast<size_t>(k));
+  for (int64_t i = 0; i < k; ++i) residual[size_t(i)] = std::fma(-scales[i / kBlock], float(q[i]), x[i]);
+  const int64_t blocks = k_padded / kBlock;
+  quantize_f32_qd8_ref(residual.data(), k, k_padded, q + k_padded, scales + blocks, block_sums + blocks);
+}
+
 // Exact integer block dot products in int64, then the fp32 epilogue.
 void gemm_qd8_ref(const PackedWeightView& w, int64_t row_begin, int64_t row_end, const QuantizedActivationsView& a,
                   float* y, int64_t ldy) {
@@ -170,6 +181,7 @@ void fill_ref_kernels(KernelTable& t) {
       t.dequant_q2g_f32 = t.dequant_nf4g_f32 = t.dequant_fp8c_f32 = t.dequant_q8p_f32 = t.dequant_q4p_f32 =
       t.dequant_q2p_f32 = t.dequant_q3p_f32 = t.dequant_q2l_f32 = t.dequant_q3l_f32 = dequant_ref;
   t.quantize_f32_qd8 = quantize_f32_qd8_ref;
+  t.quantize_f32_qd8x2 = quantize_f32_qd8x2_ref;
   t.gemm_qd8_q8g_f32 = t.gemm_qd8_q4g_f32 = t.gemm_qd8_q3g_f32 = t.gemm_qd8_q2g_f32 = t.gemm_qd8_q8p_f32 =
       t.gemm_qd8_q4p_f32 = t.gemm_qd8_q2p_f32 = t.gemm_qd8_q3p_f32 = gemm_qd8_ref;
   t.silu_mul_f32 = silu_mul_ref;
