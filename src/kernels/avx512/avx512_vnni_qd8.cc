@@ -451,16 +451,18 @@ constexpr int low_bit_panel_parts(int bits) { return bits == 4 ? 2 : 4; }
 // stride for i < ND, against NT tokens from t0. One 64-byte load per panel and step of 4 inputs;
 // part q of the panel (rows 16 q .. 16 q + 15) is v & (mask << kLowBits q), its codes times
 // 2^(kLowBits q) with no shift; each part meets the token's 4 activations (broadcast) in one
-// vpdpbusd. kQ3P adds one load of the high plane per two steps: parts 0-2 AND their bit into the
-// same sums (it lies where it counts 4 x 4^q), part 3's bit 0 goes to its own sum, added x 256 per
-// block; the odd step's bits are first shifted down by one. Per 32-input block the int32 sums
-// (|sum| <= 32 * 448 * 127) are converted and scaled by the block's activation scale into a group
-// accumulator; per weight group that is multiplied by the 16 rows' scales (one load: panel kinds
-// keep them as [rows / 16, groups, 16], kernel_types.h; part q's also by 2^-(kLowBits q), exact)
-// into the row accumulator. The zero points come last, as sum_g scale * zero * group_correction.
-// kQ4P: 4 vector operations per 128 weights (about 9 per 128 weights and row for kQ4 rows); kQ2P:
-// 9 per 256 (about 10 per 128 for kQ2 rows); kQ3P: about 18 per 256 (about 17 per 128 for kQ3
-// rows). Rows outside [row_begin, row_end) are computed but not stored.
+// vpdpbusd. kQ3P adds one load of the high plane per two steps (the odd step's bits first shifted
+// down by one) and puts each part's third bit beside its two low bits in the same byte before its
+// one vpdpbusd: parts 0-2 OR it in where it lies (it counts 4 x 4^q), part 3 is shifted to a code
+// of weight 1 (session 13: one vpdpbusd per part instead of two, half of int3's). Per 32-input
+// block the int32 sums (|sum| <= 32 * 240 * 127, kQ4P's high part) are converted and scaled by the
+// block's activation scale into a group accumulator; per weight group that is multiplied by the 16
+// rows' scales (one load: panel kinds keep them as [rows / 16, groups, 16], kernel_types.h; part
+// q's also by 2^-(the bits its codes sit above bit 0), exact) into the row accumulator. The zero
+// points come last, as sum_g scale * zero * group_correction. kQ4P: 4 vector operations per 128
+// weights (about 9 per 128 weights and row for kQ4 rows); kQ2P: 9 per 256 (about 10 per 128 for
+// kQ2 rows); kQ3P: about 16 per 256, 4 of them vpdpbusd (about 17 per 128 for kQ3 rows). Rows
+// outside [row_begin, row_end) are computed but not stored.
 template <int kBits, int ND, int NT>
 void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, int64_t t0,
                         const QuantizedActivationsView& a, float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
@@ -490,10 +492,14 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
       for (int h = 0; h < kParts; ++h)
         for (int t = 0; t < NT; ++t) sums[d][h][t] = _mm512_setzero_si512();
     if constexpr (kHighPlane) {
-      __m512i high_mask[kParts], top_high[ND][NT];
+      // Each part's 3-bit codes in one byte, so one vpdpbusd per part and token: parts 0-2 OR
+      // their plane bit (at 2h + 2, just above the part's two low bits) into the masked low bits,
+      // (code low + 4 high) x 4^h; part 3's low bits (6-7) and plane bit (0) are shifted to bits
+      // 0-1 and 2 (vpsrlw / vpsllw within 16-bit words: the masks drop what crosses bytes), a
+      // code of weight 1.
+      __m512i high_mask[kParts];
       for (int h = 0; h < kParts; ++h) high_mask[h] = _mm512_set1_epi8(int8_t(1 << ((2 * h + 2) % 8)));
-      for (int d = 0; d < ND; ++d)
-        for (int t = 0; t < NT; ++t) top_high[d][t] = _mm512_setzero_si512();
+      const __m512i low_two = _mm512_set1_epi8(0x03), third = _mm512_set1_epi8(0x04);
       for (int64_t piece = b * (kBlock / 8); piece < (b + 1) * (kBlock / 8); ++piece) {  // 8 inputs, 192 bytes
         __m512i av[NT][2];
         for (int t = 0; t < NT; ++t)
@@ -509,19 +515,16 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
           const __m512i high[2] = {high_even, _mm512_srli_epi16(high_even, 1)};
           for (int o = 0; o < 2; ++o)
             for (int h = 0; h < kParts; ++h) {
-              const __m512i low_part = _mm512_and_si512(low[o], mask[h]);
-              const __m512i high_part = _mm512_and_si512(high[o], high_mask[h]);
-              for (int t = 0; t < NT; ++t) {
-                sums[d][h][t] = _mm512_dpbusd_epi32(sums[d][h][t], low_part, av[t][o]);
-                __m512i& target = h + 1 < kParts ? sums[d][h][t] : top_high[d][t];
-                target = _mm512_dpbusd_epi32(target, high_part, av[t][o]);
-              }
+              // 0xEA: (A & B) | C.
+              const __m512i code =
+                  h + 1 < kParts
+                      ? _mm512_ternarylogic_epi32(low[o], mask[h], _mm512_and_si512(high[o], high_mask[h]), 0xEA)
+                      : _mm512_ternarylogic_epi32(_mm512_srli_epi16(low[o], 6), low_two,
+                                                  _mm512_and_si512(_mm512_slli_epi16(high[o], 2), third), 0xEA);
+              for (int t = 0; t < NT; ++t) sums[d][h][t] = _mm512_dpbusd_epi32(sums[d][h][t], code, av[t][o]);
             }
         }
       }
-      for (int d = 0; d < ND; ++d)
-        for (int t = 0; t < NT; ++t)
-          sums[d][kParts - 1][t] = _mm512_add_epi32(sums[d][kParts - 1][t], _mm512_slli_epi32(top_high[d][t], 8));
     } else {
       for (int64_t step = b * (kBlock / 4); step < (b + 1) * (kBlock / 4); ++step) {
         __m512i part[ND][kParts];
@@ -549,7 +552,8 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
       for (int d = 0; d < ND; ++d)
         for (int h = 0; h < kParts; ++h) {
           __m512 s = part_params(w.scales, first_row[d] + h * kPanelRows, g);
-          if (h > 0) s = _mm512_mul_ps(s, _mm512_set1_ps(1.0f / float(1 << (kLowBits * h))));
+          const int weight_bits = kHighPlane && h == kParts - 1 ? 0 : kLowBits * h;  // part h's codes count 2^this
+          if (weight_bits > 0) s = _mm512_mul_ps(s, _mm512_set1_ps(1.0f / float(1 << weight_bits)));
           for (int t = 0; t < NT; ++t) {
             acc[d][h][t] = _mm512_fmadd_ps(group_acc[d][h][t], s, acc[d][h][t]);
             group_acc[d][h][t] = _mm512_setzero_ps();
