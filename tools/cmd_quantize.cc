@@ -186,7 +186,9 @@ void add_quantize_command(CLI::App& app) {
   format_flags.push_back(
       cmd->add_flag("--sym", o->sym, "Symmetric grid (zero point fixed at 2^(bits-1)); default asymmetric"));
   format_flags.push_back(cmd->add_option(
-      "--format", o->format, "A format spec instead of --bits/--group/--sym: e.g. int4g128, nf4, fp8_e4m3"));
+      "--format", o->format,
+      "A format spec instead of --bits/--group/--sym: e.g. int4g128, nf4, fp8_e4m3, int3_dq4 (4-bit scale codes), "
+      "int3_midrise_dq4 (symmetric, no level at 0; docs/formats.md lists them all)"));
   cmd->add_option("--recipe", o->recipe, "JSON recipe: ordered rules \"pattern → format\" (first match wins)");
   add_clip_options(*cmd, o->clip);
   add_rotate_options(*cmd, o->rotate);

@@ -93,23 +93,37 @@ TEST(QuantizedCheckpoint, GptqConventionWhenShapesFit) {
   expect_same_logits(logits(*back), logits(q));
 }
 
-TEST(QuantizedCheckpoint, SymmetricGptqStoresTheConventionalZeroPoint) {
-  testing::TempDir dir;
-  ModelConfig c = tiny_test_config();
-  c.hidden_dim = 128;
-  Checkpoint q = quantized(make_random_checkpoint(c, 4), "int4g32_sym");
-  ASSERT_TRUE(save_quantized_checkpoint(dir.file("out"), q, QuantizedSaveOptions{}).ok());
-  EXPECT_EQ(read_config(dir.file("out"))["quantization_config"]["checkpoint_format"], "gptq");
-  auto st = read_safetensors(dir.file("out/model.safetensors"));
-  ASSERT_TRUE(st.ok());
-  const RawTensor* qzeros = st->find("model.layers.0.self_attn.o_proj.qzeros");
-  ASSERT_NE(qzeros, nullptr);
-  uint32_t word;
-  std::memcpy(&word, qzeros->data.data(), 4);
-  EXPECT_EQ(word, 0x77777777u);  // zero 8 stored as 8 - 1 in every 4-bit field (v1)
-  auto back = load_checkpoint(dir.file("out"));
-  ASSERT_TRUE(back.ok()) << back.status().message();
-  expect_same_logits(logits(*back), logits(q));
+// On shapes the GPTQ convention takes (hidden 128, groups of 32): int4g32_sym stores the
+// conventional zero point; a midrise zero point (7.5 at 4 bits) has no GPTQ encoding, so
+// int4g32_midrise goes to lowbit's layout and its zero comes back from the spec.
+TEST(QuantizedCheckpoint, SymmetricZeroPointsOnGptqShapes) {
+  for (const char* spec : {"int4g32_sym", "int4g32_midrise"}) {
+    const bool midrise = std::string(spec).ends_with("midrise");
+    testing::TempDir dir;
+    ModelConfig c = tiny_test_config();
+    c.hidden_dim = 128;
+    Checkpoint q = quantized(make_random_checkpoint(c, 4), spec);
+    ASSERT_TRUE(save_quantized_checkpoint(dir.file("out"), q, QuantizedSaveOptions{}).ok());
+    const auto quantization = read_config(dir.file("out"))["quantization_config"];
+    auto back = load_checkpoint(dir.file("out"));
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    expect_same_logits(logits(*back), logits(q));
+    const std::string o = "model.layers.0.self_attn.o_proj";
+    if (midrise) {
+      EXPECT_EQ(quantization["quant_method"], "lowbit");
+      EXPECT_EQ(back->quantized.at(o + ".weight")->params[0].zero, 7.5f);
+      EXPECT_EQ(back->quantized.at(o + ".weight")->codes, q.quantized.at(o + ".weight")->codes);
+      continue;
+    }
+    EXPECT_EQ(quantization["checkpoint_format"], "gptq");
+    auto st = read_safetensors(dir.file("out/model.safetensors"));
+    ASSERT_TRUE(st.ok());
+    const RawTensor* qzeros = st->find(o + ".qzeros");
+    ASSERT_NE(qzeros, nullptr);
+    uint32_t word;
+    std::memcpy(&word, qzeros->data.data(), 4);
+    EXPECT_EQ(word, 0x77777777u);  // zero 8 stored as 8 - 1 in every 4-bit field (v1)
+  }
 }
 
 TEST(QuantizedCheckpoint, LowbitLayoutForRaggedGroupsAndOtherFormats) {
@@ -211,7 +225,8 @@ TEST(DoubleQuantCheckpoint, RoundTripIsBitExactAndStoresFormatBytes) {
   // the GPTQ convention would take for int4g32, which a _dq format must not use.
   for (auto [spec, hidden] : {std::pair<const char*, int64_t>{"int3_dq", 172}, {"int3_sym_dq", 172},
                               {"int2g32_dq", 172}, {"int4g32_dq", 128}, {"int8_tensor_dq", 172},
-                              {"int3_dq4", 172}, {"int2g32_sym_dq4", 172}}) {
+                              {"int3_dq4", 172}, {"int2g32_sym_dq4", 172}, {"int3_midrise_dq4", 172},
+                              {"int2g32_midrise_dq4", 172}}) {
     testing::TempDir dir;
     ModelConfig c = tiny_test_config();
     c.hidden_dim = hidden;

@@ -49,7 +49,9 @@ QuantizedMatrix placeholder_matrix(const QuantizedWeightPlan& w) {
   m.codes.assign(size_t(w.rows * w.cols), 0);
   GroupParams p;
   p.scale = 1.0f;
-  p.zero = w.spec.stores_zero() ? 1.0f : w.spec.info().integer_grid ? float(1 << (w.spec.code_bits() - 1)) : 0.0f;
+  p.zero = w.spec.stores_zero()         ? 1.0f
+           : w.spec.info().integer_grid ? fixed_zero_point(w.spec.code_bits(), w.spec.zero_point())
+                                        : 0.0f;
   m.params.assign(size_t(layout.param_count()), p);
   if (w.spec.double_quant) m.super_scale = 1.0f;  // scale 1 is then the grid's top code
   if (w.g_idx) {

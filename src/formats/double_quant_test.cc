@@ -199,7 +199,7 @@ TEST(DoubleQuantEncoder, EveryScaleIsOnTheGridAndErrorsStayWithinHalfAStep) {
       for (int64_t g = 0; g < layout.groups_per_row; ++g) {
         const ValueRange range = group_range(w, layout, pr, g);
         if (range.min != 0.0f || range.max != 0.0f)
-          largest = std::max(largest, fit_int_grid(range.min, range.max, spec.code_bits(), spec.symmetric).scale);
+          largest = std::max(largest, fit_int_grid(range.min, range.max, spec.code_bits(), spec.zero_point()).scale);
       }
     EXPECT_EQ(m->super_scale, largest) << name;
     const ScaleGrid grid = m->scale_grid();
@@ -236,7 +236,7 @@ TEST(DoubleQuantEncoder, AllZeroMatrixAndAllZeroGroups) {
   w[5] = 0.01f;
   m = quantize_reference(w, 2, 8, spec);
   ASSERT_TRUE(m.ok());
-  EXPECT_EQ(m->super_scale, fit_int_grid(0.0f, 0.01f, 3, false).scale);
+  EXPECT_EQ(m->super_scale, fit_int_grid(0.0f, 0.01f, 3, ZeroPoint::kFitted).scale);
   EXPECT_EQ(dequantize(*m)[0], 0.0f);
 }
 

@@ -33,7 +33,7 @@ Result<int64_t> consume_group(std::string_view& text, std::string_view whole) {
 
 Status bad_spec(std::string_view whole) {
   return error(ErrorCode::kInvalidArgument,
-               "unknown format '{}' (expected int<2|3|4|8>[g<N>|_tensor][_sym|_asym][_dq|_dq4], "
+               "unknown format '{}' (expected int<2|3|4|8>[g<N>|_tensor][_sym|_midrise|_asym][_dq|_dq4], "
                "nf4[g<N>], fp8_e4m3, f16, bf16 or f32)",
                whole);
 }
@@ -67,6 +67,8 @@ Result<FormatSpec> parse_format_spec(std::string_view whole) {
     }
     if (consume(text, "_sym")) {
       spec.symmetric = true;
+    } else if (consume(text, "_midrise")) {
+      spec.symmetric = spec.midrise = true;
     } else {
       (void)consume(text, "_asym");
     }
@@ -92,7 +94,7 @@ std::string format_spec_name(const FormatSpec& spec) {
   if (!info.integer_grid) return name;
   if (spec.granularity == Granularity::kGroup) name += fmt::format("g{}", spec.group_size);
   if (spec.granularity == Granularity::kPerTensor) name += "_tensor";
-  if (spec.symmetric) name += "_sym";
+  if (spec.symmetric) name += spec.midrise ? "_midrise" : "_sym";
   if (spec.double_quant) name += spec.scale_code_bits == 4 ? "_dq4" : "_dq";
   return name;
 }

@@ -2,7 +2,7 @@
 // exact storage size of a [rows, cols] weight in lowbit's canonical layout (docs/formats.md).
 //
 // Spec strings (what a recipe or the CLI writes):
-//   int<b>[g<N>|_tensor][_sym|_asym][_dq|_dq4]   b in {2,3,4,8}. Scale granularity:
+//   int<b>[g<N>|_tensor][_sym|_midrise|_asym][_dq|_dq4]   b in {2,3,4,8}. Scale granularity:
 //                                        (nothing)  per channel: one group = one whole output row
 //                                        g<N>       groups of N consecutive inputs along a row; the
 //                                                   last group of a row is shorter when N does not
@@ -10,6 +10,8 @@
 //                                        _tensor    one scale (and zero) for the whole matrix
 //                                      _asym (default): fp16 scale + fp16 integer zero point per group
 //                                      _sym: fp16 scale per group, zero fixed at 2^(b-1) (not stored)
+//                                      _midrise: like _sym, zero fixed at (2^b - 1)/2: the levels
+//                                        are the odd multiples of scale/2, none at 0 (int_grid.h)
 //                                      _dq (double quantization, scale_grid.h): each group's scale
 //                                        is an 8-bit code on a linear grid under one fp32
 //                                        super-scale per tensor, and the asymmetric zero point is
@@ -49,6 +51,7 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "formats/int_grid.h"
 
 namespace lowbit {
 
@@ -110,9 +113,10 @@ struct FormatSpec {
   FormatId id = FormatId::kF32;
   Granularity granularity = Granularity::kNone;
   int64_t group_size = 0;  // only for Granularity::kGroup
-  bool symmetric = false;  // only for integer grids
+  bool symmetric = false;  // only for integer grids: no stored zero point (_sym or _midrise)
   bool double_quant = false;  // integer grids only: 8-bit scale codes + b-bit zeros (_dq)
   int scale_code_bits = 8;    // double_quant only: 8 (_dq, linear grid) or 4 (_dq4, log grid)
+  bool midrise = false;       // symmetric only: zero (2^b - 1)/2 instead of 2^(b-1) (_midrise)
 
   const FormatInfo& info() const { return format_info(id); }
   int code_bits() const { return info().code_bits; }
@@ -120,6 +124,9 @@ struct FormatSpec {
   int max_code() const { return (1 << code_bits()) - 1; }
   bool is_quantized() const { return granularity != Granularity::kNone; }
   bool stores_zero() const { return info().integer_grid && !symmetric; }
+  ZeroPoint zero_point() const {
+    return !symmetric ? ZeroPoint::kFitted : midrise ? ZeroPoint::kMidRise : ZeroPoint::kMidTread;
+  }
 
   friend bool operator==(const FormatSpec&, const FormatSpec&) = default;
 };

@@ -22,6 +22,12 @@ TEST(FormatSpec, ParsesEveryFamily) {
   EXPECT_EQ(parse_ok("int8_tensor_sym"), (FormatSpec{FormatId::kInt8, Granularity::kPerTensor, 0, true}));
   EXPECT_EQ(parse_ok("int4_sym"), (FormatSpec{FormatId::kInt4, Granularity::kPerChannel, 0, true}));
   EXPECT_EQ(parse_ok("int4g32_asym"), parse_ok("int4g32"));
+  FormatSpec midrise{FormatId::kInt3, Granularity::kPerChannel, 0, true, true, 4};
+  midrise.midrise = true;
+  EXPECT_EQ(parse_ok("int3_midrise_dq4"), midrise);
+  EXPECT_EQ(parse_ok("int3_midrise_dq4").zero_point(), ZeroPoint::kMidRise);
+  EXPECT_EQ(parse_ok("int3_sym_dq4").zero_point(), ZeroPoint::kMidTread);
+  EXPECT_EQ(parse_ok("int3_dq4").zero_point(), ZeroPoint::kFitted);
   EXPECT_EQ(parse_ok("nf4"), (FormatSpec{FormatId::kNF4, Granularity::kGroup, 64, false}));
   EXPECT_EQ(parse_ok("nf4g128"), (FormatSpec{FormatId::kNF4, Granularity::kGroup, 128, false}));
   EXPECT_EQ(parse_ok("fp8_e4m3"), (FormatSpec{FormatId::kFP8E4M3, Granularity::kPerChannel, 0, false}));
@@ -33,6 +39,7 @@ TEST(FormatSpec, ParsesEveryFamily) {
 TEST(FormatSpec, RejectsMalformedSpecs) {
   for (const char* bad : {"", "int", "int5", "int16", "int4g", "int4g0", "int4g032", "int4gx", "int4g-1",
                           "int4g99999999999999999999", "int4_sym_sym", "int4_tensorg32", "int4g32_tensor",
+                          "int4_midrise_sym", "int4_sym_midrise", "nf4_midrise",
                           "nf4_sym", "nf4g", "fp8", "fp8_e5m2", "INT4", "int4 ", " int4", "f64"}) {
     Result<FormatSpec> spec = parse_format_spec(bad);
     EXPECT_FALSE(spec.ok()) << "'" << bad << "' should not parse";
@@ -44,7 +51,8 @@ TEST(FormatSpec, RejectsMalformedSpecs) {
 
 TEST(FormatSpec, CanonicalNamesRoundTrip) {
   for (const char* name : {"int8", "int4", "int3", "int2", "int4g128", "int4g32_sym", "int2g7", "int8_tensor",
-                           "int3_tensor_sym", "int4_sym", "nf4", "nf4g32", "fp8_e4m3", "f16", "bf16", "f32"}) {
+                           "int3_tensor_sym", "int4_sym", "int2g32_midrise", "int3_midrise_dq4", "nf4", "nf4g32",
+                           "fp8_e4m3", "f16", "bf16", "f32"}) {
     FormatSpec spec = parse_ok(name);
     EXPECT_EQ(format_spec_name(spec), name);
     EXPECT_EQ(parse_ok(format_spec_name(spec)), spec);
@@ -85,6 +93,7 @@ TEST(FormatBytes, HandComputedSizes) {
   // int3 [3, 5]: 45 bits -> 2 words (19 padding bits counted); 3 rows of scale + zero.
   EXPECT_EQ(format_bytes(parse_ok("int3"), 3, 5), 8u + 12);
   EXPECT_EQ(format_bytes(parse_ok("int3_sym"), 3, 5), 8u + 6);  // zero not stored
+  EXPECT_EQ(format_bytes(parse_ok("int3_midrise"), 3, 5), 8u + 6);  // nor here
   EXPECT_EQ(format_bytes(parse_ok("int2_tensor"), 2, 3), 4u + 4);
   // nf4 [2, 100]: 800 bits = 25 words; blocks 64 + 36 per row, fp32 absmax each.
   EXPECT_EQ(format_bytes(parse_ok("nf4"), 2, 100), 100u + 4 * 4);

@@ -11,7 +11,7 @@ namespace lowbit {
 GroupParams fit_group(const FormatSpec& spec, float group_min, float group_max, float shrink, const ScaleGrid& grid) {
   const FormatInfo& info = spec.info();
   LOWBIT_CHECK(spec.double_quant == grid.active() && "a double-quantized spec needs its tensor's scale grid");
-  if (info.integer_grid) return fit_int_grid(group_min, group_max, info.code_bits, spec.symmetric, shrink, grid);
+  if (info.integer_grid) return fit_int_grid(group_min, group_max, info.code_bits, spec.zero_point(), shrink, grid);
   LOWBIT_CHECK(shrink > 0.0f && shrink <= 1.0f);
   const float absmax = std::max(std::fabs(group_min), std::fabs(group_max)) * shrink;
   switch (spec.id) {
@@ -80,7 +80,7 @@ Status validate_weights(std::span<const float> weights, int64_t rows, int64_t co
 namespace {
 
 // What a double-quantized matrix must satisfy to be stored exactly: 8-bit scale codes against
-// its super-scale, zero points that fit in code_bits.
+// its super-scale, zero points that fit in code_bits (or the symmetric grid's fixed one, not stored).
 Status validate_double_quant(const QuantizedMatrix& matrix) {
   const FormatSpec& spec = matrix.spec;
   if (!spec.info().integer_grid) {
@@ -98,7 +98,12 @@ Status validate_double_quant(const QuantizedMatrix& matrix) {
       return error(ErrorCode::kInvalidArgument, "scale {} of parameter set {} is not on the {}-bit grid of super-scale {}",
                    p.scale, i, grid.code_bits, matrix.super_scale);
     }
-    if (p.zero != std::floor(p.zero) || p.zero < 0.0f || p.zero > float(spec.max_code())) {
+    if (!spec.stores_zero()) {
+      if (p.zero != fixed_zero_point(spec.code_bits(), spec.zero_point())) {
+        return error(ErrorCode::kInvalidArgument, "zero point {} of parameter set {} is not {}'s fixed {}", p.zero, i,
+                     format_spec_name(spec), fixed_zero_point(spec.code_bits(), spec.zero_point()));
+      }
+    } else if (p.zero != std::floor(p.zero) || p.zero < 0.0f || p.zero > float(spec.max_code())) {
       return error(ErrorCode::kInvalidArgument, "zero point {} of parameter set {} is not an integer in [0, {}]",
                    p.zero, i, spec.max_code());
     }
@@ -174,7 +179,7 @@ ScaleGrid fit_scale_grid(std::span<const float> weights, const GroupLayout& layo
   for (int64_t pr = 0; pr < layout.param_rows; ++pr) {
     for (int64_t g = 0; g < layout.groups_per_row; ++g) {
       const ValueRange range = group_range(weights, layout, pr, g);
-      const float scale = fit_int_grid(range.min, range.max, spec.code_bits(), spec.symmetric).scale;
+      const float scale = fit_int_grid(range.min, range.max, spec.code_bits(), spec.zero_point()).scale;
       if (range.min == 0.0f && range.max == 0.0f) fallback = scale;
       else largest = std::max(largest, scale);
     }

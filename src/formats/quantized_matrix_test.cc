@@ -102,10 +102,10 @@ TEST(QuantizedMatrix, RaggedLastGroupIsFitFromItsOwnColumns) {
   for (int64_t r = 0; r < 2; ++r) {
     const auto begin = w.begin() + r * 172 + 160;
     const auto [lo, hi] = std::minmax_element(begin, begin + 12);
-    const GroupParams expected = fit_int_grid(*lo, *hi, 4, false);
+    const GroupParams expected = fit_int_grid(*lo, *hi, 4, ZeroPoint::kFitted);
     EXPECT_EQ(m.params[size_t(r * 6 + 5)].scale, expected.scale);
     EXPECT_EQ(m.params[size_t(r * 6 + 5)].zero, expected.zero);
-    EXPECT_EQ(m.params[size_t(r * 6 + 4)].scale, fit_int_grid(10.0f, 10.0f, 4, false).scale);
+    EXPECT_EQ(m.params[size_t(r * 6 + 4)].scale, fit_int_grid(10.0f, 10.0f, 4, ZeroPoint::kFitted).scale);
   }
 }
 
@@ -114,8 +114,8 @@ TEST(QuantizedMatrix, PerTensorUsesOneRangeForAllRows) {
   const QuantizedMatrix m = quantize_ok(w, 4, 20, spec_of("int8_tensor"));
   ASSERT_EQ(m.params.size(), 1u);
   const auto [lo, hi] = std::minmax_element(w.begin(), w.end());
-  EXPECT_EQ(m.params[0].scale, fit_int_grid(*lo, *hi, 8, false).scale);
-  EXPECT_EQ(m.params[0].zero, fit_int_grid(*lo, *hi, 8, false).zero);
+  EXPECT_EQ(m.params[0].scale, fit_int_grid(*lo, *hi, 8, ZeroPoint::kFitted).scale);
+  EXPECT_EQ(m.params[0].zero, fit_int_grid(*lo, *hi, 8, ZeroPoint::kFitted).zero);
 }
 
 // NF4: scale = block absmax; a value between levels L_k and L_{k+1} (after dividing by absmax)

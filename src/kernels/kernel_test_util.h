@@ -59,7 +59,8 @@ inline double dot_tolerance(int64_t k, double max_a, double max_b) { return doub
 inline const std::vector<std::string>& packable_specs() {
   static const std::vector<std::string> specs = {
       "int8",     "int8_sym", "int8g32",   "int8g128_sym", "int4", "int4g32",  "int4g64_sym", "int4g128",
-      "int4_tensor", "int3g32", "int3g64", "int3", "int2g32", "int2g64_sym", "int2", "nf4", "nf4g32", "fp8_e4m3"};
+      "int4_tensor", "int3g32", "int3g64", "int3", "int2g32", "int2g64_sym", "int2", "nf4", "nf4g32", "fp8_e4m3",
+      "int4g32_midrise", "int3_midrise", "int2g64_midrise"};  // midrise: zero points between two codes
   return specs;
 }
 

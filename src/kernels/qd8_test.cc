@@ -64,7 +64,9 @@ QuantizedMatrix exact_matrix(const std::string& spec, int64_t rows, int64_t cols
   std::uniform_int_distribution<int> code(0, max_code), exponent(-6, -4);
   for (uint8_t& c : m.codes) c = uint8_t(code(rng));
   m.params.resize(size_t(m.layout().param_count()));
-  for (GroupParams& p : m.params) p = {std::ldexp(1.0f, exponent(rng)), m.spec.symmetric ? float((max_code + 1) / 2) : float(code(rng))};
+  const float fixed_zero = fixed_zero_point(m.spec.code_bits(), m.spec.zero_point());
+  for (GroupParams& p : m.params)
+    p = {std::ldexp(1.0f, exponent(rng)), m.spec.symmetric ? fixed_zero : float(code(rng))};
   return m;
 }
 
@@ -116,7 +118,8 @@ void expect_exact(const std::string& spec, int64_t rows, int64_t cols, int64_t t
 TEST(GemmQd8, IntegerDotProductsExactEdgeShapes) {
   std::mt19937 rng(1);
   for (const char* spec : {"int8", "int8_sym", "int8g32", "int8g64_sym", "int4", "int4g32", "int4g64", "int4g128_sym",
-                           "int3", "int3g32", "int3g128", "int2", "int2g64_sym", "int2g128"})
+                           "int3", "int3g32", "int3g128", "int2", "int2g64_sym", "int2g128", "int4g32_midrise",
+                           "int3_midrise", "int2g64_midrise"})
     for (int64_t cols : {1, 7, 31, 32, 33, 64, 96, 172, 200})
       for (int64_t rows : {1, 2, 3, 5})
         for (int64_t tokens : {1, 2, 3, 4, 5, 9})

@@ -85,7 +85,7 @@ TEST(GemvF32, LutPanelsEveryIsaMatchesReference) {
     shapes.push_back(s);
   for (Isa isa : testing::fast_isas())
     for (const char* spec : {"int2", "int2_sym", "int2g32", "int2g64_sym", "int2g128", "int2_tensor", "int3",
-                             "int3_sym", "int3g32", "int3g128", "int3g64_sym"})
+                             "int3_sym", "int3g32", "int3g128", "int3g64_sym", "int2_midrise", "int3g32_midrise"})
       for (const testing::Shape& s : shapes)
         for (int64_t split : {2, 3}) expect_gemv_matches_reference(isa, spec, s, split, seed, /*lut=*/true);
 }

@@ -197,7 +197,7 @@ Result<std::shared_ptr<const QuantizedMatrix>> read_lowbit(const TensorSet& tens
       m.params[i].zero = fp16_to_f32(h);
     }
   } else if (int_grid) {
-    for (auto& p : m.params) p.zero = float(1 << (bits - 1));
+    for (auto& p : m.params) p.zero = fixed_zero_point(bits, spec->zero_point());
   }
   return finish_lowbit(tensors, prefix, std::move(m), source);
 }
@@ -208,6 +208,8 @@ bool gptq_compatible(const QuantizedMatrix& m) {
   // The GPTQ convention has fp16 scales and no super-scale: a double-quantized matrix would lose
   // its compact storage (and its spec) there, so it always takes the lowbit layout.
   if (m.spec.double_quant) return false;
+  // Nor has it a zero point between two codes (midrise).
+  if (m.spec.midrise) return false;
   if (!m.spec.info().integer_grid || m.rows % 32 != 0 || m.cols % 32 != 0) return false;
   if (m.spec.granularity == Granularity::kGroup) return m.cols % m.spec.group_size == 0;
   return m.spec.granularity == Granularity::kPerChannel;

@@ -127,7 +127,7 @@ TEST(Gptq, IdentityHessianEqualsRtnExactly) {
   const std::vector<float> w = heavy_tailed(rows, cols, 1);
   const std::vector<double> h = scaled_identity(cols, 2.0);
   for (const char* name : {"int4", "int3g32", "int4g32_sym", "int8_tensor", "int2g64", "nf4", "fp8_e4m3", "int3_dq",
-                           "int2g64_sym_dq"}) {
+                           "int2g64_sym_dq", "int3_midrise_dq4", "int2g32_midrise"}) {
     for (int clip_steps : {0, 10}) {
       for (bool act_order : {false, true}) {
         const FormatSpec spec = spec_of(name);
@@ -167,7 +167,7 @@ TEST(Gptq, ClipSearchWeighsErrorsByTheHessianDiagonal) {
     diag[size_t(c)] = float(1 + (c * 7) % 13) * (c % 37 == 5 ? 16.0f : 1.0f);  // exact in float and double
     h[size_t(c * cols + c)] = diag[size_t(c)];
   }
-  for (const char* name : {"int3", "int2_sym", "int2g32", "int3g64", "int4_tensor"}) {
+  for (const char* name : {"int3", "int2_sym", "int2g32", "int3g64", "int4_tensor", "int3_midrise"}) {
     for (bool weighted : {true, false}) {
       const FormatSpec spec = spec_of(name);
       GptqOptions options;

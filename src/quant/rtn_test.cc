@@ -50,7 +50,8 @@ std::vector<double> per_group_errors(const std::vector<float>& w, const Quantize
 
 const char* kSpecs[] = {"int2",    "int2g32",       "int3g32",   "int3_sym",  "int4g32",
                         "int4g7_sym", "int8",      "int8g32",   "int4_tensor", "nf4",
-                        "nf4g32",  "fp8_e4m3",    "int3_dq",   "int2g32_sym_dq", "int4g7_dq"};
+                        "nf4g32",  "fp8_e4m3",    "int3_dq",   "int2g32_sym_dq", "int4g7_dq",
+                        "int3_midrise", "int2g32_midrise_dq4"};
 
 TEST(Rtn, WithoutClippingEqualsTheReferenceEncoder) {
   const std::vector<float> w = heavy_tailed(6, 172, 1);

@@ -16,10 +16,10 @@ struct Q8 {
   static constexpr int64_t kBytes = 32;
   static constexpr bool kScaled = true;
   static constexpr float kScaleFactor = 1.0f;  // true value = decoded value * kScaleFactor
-  static void decode(const uint8_t* p, __m256i zero, __m256 v[4]) {
+  static void decode(const uint8_t* p, __m256 zero, __m256 v[4]) {
     for (int i = 0; i < 4; ++i) {
       const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8 * i)));
-      v[i] = _mm256_cvtepi32_ps(_mm256_sub_epi32(c, zero));
+      v[i] = _mm256_sub_ps(_mm256_cvtepi32_ps(c), zero);
     }
   }
 };
@@ -39,10 +39,10 @@ struct Q4 {
   static constexpr float kScaleFactor = 1.0f;
   static constexpr int64_t kBytes = 16;
   static constexpr bool kScaled = true;
-  static void decode(const uint8_t* p, __m256i zero, __m256 v[4]) {
+  static void decode(const uint8_t* p, __m256 zero, __m256 v[4]) {
     __m256i c[4];
     nibbles(p, c);
-    for (int i = 0; i < 4; ++i) v[i] = _mm256_cvtepi32_ps(_mm256_sub_epi32(c[i], zero));
+    for (int i = 0; i < 4; ++i) v[i] = _mm256_sub_ps(_mm256_cvtepi32_ps(c[i]), zero);
   }
 };
 
@@ -57,10 +57,10 @@ struct Q2 {
   static constexpr float kScaleFactor = 1.0f;
   static constexpr int64_t kBytes = 8;
   static constexpr bool kScaled = true;
-  static void decode(const uint8_t* p, __m256i zero, __m256 v[4]) {
+  static void decode(const uint8_t* p, __m256 zero, __m256 v[4]) {
     __m256i c[4];
     crumbs(p, c);
-    for (int i = 0; i < 4; ++i) v[i] = _mm256_cvtepi32_ps(_mm256_sub_epi32(c[i], zero));
+    for (int i = 0; i < 4; ++i) v[i] = _mm256_sub_ps(_mm256_cvtepi32_ps(c[i]), zero);
   }
 };
 
@@ -68,7 +68,7 @@ struct Q3 {
   static constexpr float kScaleFactor = 1.0f;
   static constexpr int64_t kBytes = 12;
   static constexpr bool kScaled = true;
-  static void decode(const uint8_t* p, __m256i zero, __m256 v[4]) {
+  static void decode(const uint8_t* p, __m256 zero, __m256 v[4]) {
     __m256i c[4];
     crumbs(p, c);
     int plane;
@@ -79,7 +79,7 @@ struct Q3 {
       const __m256i shift = _mm256_setr_epi32(8 * i, 8 * i + 1, 8 * i + 2, 8 * i + 3, 8 * i + 4, 8 * i + 5,
                                               8 * i + 6, 8 * i + 7);
       const __m256i high = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(bits, shift), one), 2);
-      v[i] = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_or_si256(c[i], high), zero));
+      v[i] = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_or_si256(c[i], high)), zero);
     }
   }
 };
@@ -88,7 +88,7 @@ struct NF4 {
   static constexpr float kScaleFactor = 1.0f;
   static constexpr int64_t kBytes = 16;
   static constexpr bool kScaled = true;
-  static void decode(const uint8_t* p, __m256i, __m256 v[4]) {
+  static void decode(const uint8_t* p, __m256, __m256 v[4]) {
     // 16 levels = two 8-entry permutes, chosen by bit 3 of the code (moved to the sign bit).
     const __m256 low = _mm256_loadu_ps(kNf4.levels), high = _mm256_loadu_ps(kNf4.levels + 8);
     __m256i c[4];
@@ -110,7 +110,7 @@ struct FP8 {
   // the mask clears. vcvtph2ps then gives normal fp32 values: no subnormal fp32 operand ever
   // reaches the FMA units (those cost microcode assists). The NaN codes 0x7F/0xFF (never
   // produced by the encoder) would decode as +-480.
-  static void decode(const uint8_t* p, __m256i, __m256 v[4]) {
+  static void decode(const uint8_t* p, __m256, __m256 v[4]) {
     const __m256i mask = _mm256_set1_epi16(int16_t(0xBFFF));
     for (int i = 0; i < 2; ++i) {
       const __m256i s = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i)));
@@ -125,7 +125,7 @@ struct F16 {
   static constexpr float kScaleFactor = 1.0f;
   static constexpr int64_t kBytes = 64;
   static constexpr bool kScaled = false;
-  static void decode(const uint8_t* p, __m256i, __m256 v[4]) {
+  static void decode(const uint8_t* p, __m256, __m256 v[4]) {
     for (int i = 0; i < 4; ++i) v[i] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i)));
   }
 };
@@ -134,7 +134,7 @@ struct BF16 {
   static constexpr float kScaleFactor = 1.0f;
   static constexpr int64_t kBytes = 64;
   static constexpr bool kScaled = false;
-  static void decode(const uint8_t* p, __m256i, __m256 v[4]) {
+  static void decode(const uint8_t* p, __m256, __m256 v[4]) {
     for (int i = 0; i < 4; ++i) {
       const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i)));
       v[i] = _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
@@ -149,8 +149,10 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-inline __m256i zero_point(const PackedWeightView& w, int64_t p) {
-  return _mm256_set1_epi32(w.zeros != nullptr ? int(w.zeros[p]) : 0);
+// A float, not an int: a midrise grid's zero point lies halfway between two codes. float(code) - zero
+// is exact either way (small integers and halves).
+inline __m256 zero_point(const PackedWeightView& w, int64_t p) {
+  return _mm256_set1_ps(w.zeros != nullptr ? w.zeros[p] : 0.0f);
 }
 
 // Prefetch distance within each row (see avx512/avx512_weight_only.cc).
@@ -168,7 +170,7 @@ void gemv_rows(const PackedWeightView& w, int64_t r0, int64_t stride, const floa
     acc[i] = _mm256_setzero_ps();
   }
   for (int64_t g = 0, b = 0; g < w.groups_per_row; ++g) {
-    __m256i zero[MR];
+    __m256 zero[MR];
     __m256 s0[MR], s1[MR];
     for (int i = 0; i < MR; ++i) {
       zero[i] = zero_point(w, (r0 + i * stride) * w.groups_per_row + g);
@@ -215,7 +217,7 @@ void dequant(const PackedWeightView& w, int64_t row_begin, int64_t row_end, floa
     float* o = out + (r - row_begin) * w.k_padded;
     for (int64_t g = 0, b = 0; g < w.groups_per_row; ++g) {
       const int64_t p = r * w.groups_per_row + g;
-      const __m256i param = zero_point(w, p);
+      const __m256 param = zero_point(w, p);
       // One fp32 multiply per weight, as the reference; kScaleFactor (a power of two) is exact.
       const __m256 scale = _mm256_set1_ps(D::kScaled ? w.scales[p] * D::kScaleFactor : 1.0f);
       for (const int64_t end = b + per_group < blocks ? b + per_group : blocks; b < end; ++b) {

@@ -36,11 +36,11 @@ struct Q8 {
   static constexpr float kScaleFactor = 1.0f;  // true value = decoded value * kScaleFactor
   static constexpr int64_t kBytes = 32;
   static constexpr bool kScaled = true;
-  using Param = __m512i;
-  static Param param(const PackedWeightView& w, int64_t p) { return _mm512_set1_epi32(int(w.zeros[p])); }
+  using Param = __m512;  // float: a midrise zero point lies between two codes
+  static Param param(const PackedWeightView& w, int64_t p) { return _mm512_set1_ps(w.zeros[p]); }
   static void decode(const uint8_t* p, Param zero, __m512 v[2]) {
-    v[0] = _mm512_cvtepi32_ps(_mm512_sub_epi32(load_bytes16(p), zero));
-    v[1] = _mm512_cvtepi32_ps(_mm512_sub_epi32(load_bytes16(p + 16), zero));
+    v[0] = _mm512_sub_ps(_mm512_cvtepi32_ps(load_bytes16(p)), zero);
+    v[1] = _mm512_sub_ps(_mm512_cvtepi32_ps(load_bytes16(p + 16)), zero);
   }
 };
 

@@ -140,12 +140,15 @@ void gemm_qd8_ref(const PackedWeightView& w, int64_t row_begin, int64_t row_end,
       float acc = 0.0f;
       for (int64_t g = 0; g < w.groups_per_row; ++g) {
         const int64_t p = param_index(w, r, g);
-        const int64_t zero = int64_t(w.zeros[p]);
+        // Twice the zero point is an integer (midrise grids have zeros halfway between codes), so
+        // the dot product is exact in units of 1/2; halving the float is exact.
+        const int64_t zero2 = int64_t(2.0f * w.zeros[p]);
         float group = 0.0f;
         for (int64_t b = g * w.group_size / kBlock; b < blocks && b < (g + 1) * w.group_size / kBlock; ++b) {
-          int64_t dot = 0;
-          for (int64_t k = b * kBlock; k < (b + 1) * kBlock; ++k) dot += (int64_t(code_at(w, r, k)) - zero) * q[k];
-          group += act_scales[b] * float(dot);
+          int64_t dot2 = 0;
+          for (int64_t k = b * kBlock; k < (b + 1) * kBlock; ++k)
+            dot2 += (2 * int64_t(code_at(w, r, k)) - zero2) * q[k];
+          group += act_scales[b] * (float(dot2) * 0.5f);
         }
         acc += w.scales[p] * group;
       }
