@@ -204,6 +204,20 @@ TEST_F(MixedCli, ReportAddsMixedRowsAndWritesAWellFormedSvg) {
   auto r = run_lowbit("report " + model() + " --tokens " + tokens_file() + " --window 64 --formats int4,int8 --calib " +
                       tokens_file() + " --nsamples 8 --seqlen 64 --sensitivity-windows 4 --budgets 3,5,7 --mixed-formats int2,int4g32,int8 -o " + dir_.file("rep"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("clipping search"), std::string::npos) << "no --clip, no clipping line";
+  // --clip reaches every fit: the sensitivity table and the uniform and mixed rows.
+  auto clipped = run_lowbit("report " + model() + " --tokens " + tokens_file() + " --window 64 --formats int4 --calib " +
+                            tokens_file() + " --nsamples 8 --seqlen 64 --sensitivity-windows 4 --budgets 5 "
+                            "--mixed-formats int2,int8 --clip -o " + dir_.file("rep-clip"));
+  ASSERT_EQ(clipped.exit_code, 0) << clipped.err;
+  EXPECT_NE(clipped.out.find("Every fit uses the clipping search: 11 factors 1..0.5"), std::string::npos) << clipped.out;
+  EXPECT_NE(clipped.out.find("mixed 5.00 rtn"), std::string::npos) << clipped.out;
+  auto int4_row = [](const std::string& out) {
+    const size_t at = out.find("| int4 rtn");
+    return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
+  };
+  ASSERT_FALSE(int4_row(clipped.out).empty()) << clipped.out;
+  EXPECT_NE(int4_row(clipped.out), int4_row(r.out)) << "the clipping search changes the int4 row";
   for (const char* label : {"mixed 3.00 rtn", "mixed 5.00 rtn", "mixed 7.00 rtn", "int4 rtn"})
     EXPECT_NE(r.out.find(label), std::string::npos) << label << "\n" << r.out;
   std::ifstream f(dir_.file("rep/tradeoff.svg"));

@@ -27,6 +27,7 @@ struct ReportOptions {
   EvalProtocol protocol;
   int threads = 0;
   GptqCliOptions gptq;
+  ClipCliOptions clip;            // every quantization and the sensitivity cells alike
   std::vector<double> budgets;    // mixed-precision rows at these bits/weight (needs --calib)
   SensitivityCliOptions measure;  // their candidate formats and measurement
 };
@@ -63,7 +64,7 @@ void run_report(ReportOptions& o) {
   // linears (every one is quantized, uniform or mixed).
   auto add_point = [&](const std::string& label, const Recipe& recipe, double ref_kld) {
     Plan plan = unwrap(resolve_plan(recipe, quantizable_tensors(ck.config)));
-    QuantizedTensors q = quantize_planned_tensors(ck, plan, ClipSearch{}, o.gptq);
+    QuantizedTensors q = quantize_planned_tensors(ck, plan, o.clip.search(), o.gptq);
     auto model = unwrap(Model::from_checkpoint(with_quantized_weights(ck, q.matrices)));
     EvalResult r = unwrap(evaluate(model, fp, tokens, o.protocol));
     uint64_t qbytes = 0;
@@ -82,6 +83,7 @@ void run_report(ReportOptions& o) {
     }
     if (o.budgets.empty()) continue;
     // Mixed precision: one sensitivity table per method, one allocation per budget.
+    o.measure.clip = o.clip.search();
     const SensitivityTable table = compute_sensitivity(ck, o.measure, method, o.gptq);
     for (double bpw : o.budgets) {
       bar.update(int64_t(points.size()), fmt::format("{} mixed {:g}", method, bpw));
@@ -95,9 +97,10 @@ void run_report(ReportOptions& o) {
   std::filesystem::create_directories(o.output, ec);
   const std::string title = fmt::format("{}: size vs KL divergence", std::filesystem::path(o.model).filename().string());
   std::string md = "# Trade-off report: " + o.model + "\n\n";
-  md += fmt::format("FP32 model: {} bytes; bits/weight counts codes + fp16 scales + fp16 zero points of the quantized "
-                    "tensors (the 35 block linears by default); size is the whole model.\n\n",
+  md += fmt::format("FP32 model: {} bytes; bits/weight counts the stored bytes (codes, scales, zero points) of the "
+                    "quantized tensors (the 35 block linears by default); size is the whole model.\n\n",
                     uint64_t(ck.config.parameter_count()) * 4);
+  if (o.clip.on) md += "Every fit uses the clipping search: " + clip_search_name(o.clip.search()) + ".\n\n";
   md += tradeoff_markdown(points, o.protocol.describe());
   md += "\n![size vs KLD](tradeoff.svg)\n\nMade by: `lowbit report " + o.model + " --tokens " + o.tokens + " ...`\n";
   check(write_text_file_atomic(o.output + "/report.md", md));
@@ -122,6 +125,7 @@ void add_report_command(CLI::App& app) {
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file for llama2.c models");
   cmd->add_option("--threads", o->threads, "Threads (default: all cores)");
   add_gptq_options(*cmd, o->gptq);
+  add_clip_options(*cmd, o->clip);
   cmd->add_option("--budgets", o->budgets,
                   "Also mixed-precision allocations at these bits/weight, e.g. 2.5,3,3.5,4 (needs --calib)")
       ->delimiter(',');
@@ -136,6 +140,9 @@ void add_report_command(CLI::App& app) {
       "  lowbit report stories260K.bin --tokens eval_tokens.bin --reference-figures reference.json -o report/\n"
       "  lowbit report stories260K.bin --tokens eval_tokens.bin --methods gptq --calib calib_tokens.bin \\\n"
       "      --budgets 2.5,3,3.5,4 --mixed-formats int2,int3,int4,int8 -o report/\n"
+      "  lowbit report stories260K.bin --tokens eval_tokens.bin --methods gptq --true-sequential --clip \\\n"
+      "      --calib calib_tokens.bin --formats int3_dq4,int3_midrise_dq4 --budgets 3,3.5 \\\n"
+      "      --mixed-formats int2_midrise_dq4,int3_dq4,int3_midrise_dq4,int4_dq4 --sensitivity-base int3_dq4 -o report/\n"
       "Mixed rows: per-tensor sensitivity measured once per method (lowbit sensitivity), then a format per\n"
       "tensor with the least predicted KLD at each budget (lowbit quantize --target-bpw).");
   cmd->callback([o] { run_report(*o); });
