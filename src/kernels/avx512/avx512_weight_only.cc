@@ -25,8 +25,8 @@ inline __m512i load_bytes16(const uint8_t* p) {
 // param(w, p) is what it needs of parameter set p, computed once per group and row.
 //
 // Codes of at most 4 bits index a 16-entry fp32 table with one vpermps: for integer grids the
-// table holds (i - zero) for i = 0..15 (exact small integers, so the result equals
-// float(code - zero)); that replaces an integer subtract and a conversion per vector.
+// table holds (i - zero) for i = 0..15 (exact: small integers, or halves for a midrise zero point,
+// so the result equals float(code) - zero); that replaces a subtract and a conversion per vector.
 inline __m512 code_minus_zero_table(const PackedWeightView& w, int64_t p) {
   const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   return _mm512_sub_ps(iota, _mm512_set1_ps(w.zeros[p]));
