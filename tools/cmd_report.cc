@@ -49,6 +49,7 @@ void run_report(ReportOptions& o) {
   auto fp = unwrap(Model::from_checkpoint(ck));
   std::vector<int32_t> tokens = unwrap(read_token_file(o.tokens, ck.config.vocab_size));
   o.protocol.source = o.tokens;
+  o.measure.clip = o.clip.search();  // the sensitivity cells fit as the rows do
   nlohmann::json ref;
   if (!o.reference_figures.empty()) {
     std::ifstream f(o.reference_figures);
@@ -83,7 +84,6 @@ void run_report(ReportOptions& o) {
     }
     if (o.budgets.empty()) continue;
     // Mixed precision: one sensitivity table per method, one allocation per budget.
-    o.measure.clip = o.clip.search();
     const SensitivityTable table = compute_sensitivity(ck, o.measure, method, o.gptq);
     for (double bpw : o.budgets) {
       bar.update(int64_t(points.size()), fmt::format("{} mixed {:g}", method, bpw));

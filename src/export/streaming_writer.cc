@@ -50,7 +50,7 @@ QuantizedMatrix placeholder_matrix(const QuantizedWeightPlan& w) {
   GroupParams p;
   p.scale = 1.0f;
   p.zero = w.spec.stores_zero()         ? 1.0f
-           : w.spec.info().integer_grid ? fixed_zero_point(w.spec.code_bits(), w.spec.zero_point())
+           : w.spec.info().integer_grid ? w.spec.fixed_zero()
                                         : 0.0f;
   m.params.assign(size_t(layout.param_count()), p);
   if (w.spec.double_quant) m.super_scale = 1.0f;  // scale 1 is then the grid's top code

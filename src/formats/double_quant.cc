@@ -77,7 +77,7 @@ Result<std::vector<GroupParams>> unpack_double_quant(const FormatSpec& spec, int
   std::vector<GroupParams> params(count);
   for (size_t i = 0; i < count; ++i) {
     params[i].scale = grid.scale(scale_codes[i]);
-    params[i].zero = spec.stores_zero() ? float(zeros[i]) : fixed_zero_point(bits, spec.zero_point());
+    params[i].zero = spec.stores_zero() ? float(zeros[i]) : spec.fixed_zero();
   }
   return params;
 }

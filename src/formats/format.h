@@ -127,6 +127,8 @@ struct FormatSpec {
   ZeroPoint zero_point() const {
     return !symmetric ? ZeroPoint::kFitted : midrise ? ZeroPoint::kMidRise : ZeroPoint::kMidTread;
   }
+  // The zero point of a symmetric integer grid, which is not stored: 2^(b-1), or (2^b - 1)/2 midrise.
+  float fixed_zero() const { return fixed_zero_point(code_bits(), zero_point()); }
 
   friend bool operator==(const FormatSpec&, const FormatSpec&) = default;
 };

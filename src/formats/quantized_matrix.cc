@@ -99,9 +99,9 @@ Status validate_double_quant(const QuantizedMatrix& matrix) {
                    p.scale, i, grid.code_bits, matrix.super_scale);
     }
     if (!spec.stores_zero()) {
-      if (p.zero != fixed_zero_point(spec.code_bits(), spec.zero_point())) {
+      if (p.zero != spec.fixed_zero()) {
         return error(ErrorCode::kInvalidArgument, "zero point {} of parameter set {} is not {}'s fixed {}", p.zero, i,
-                     format_spec_name(spec), fixed_zero_point(spec.code_bits(), spec.zero_point()));
+                     format_spec_name(spec), spec.fixed_zero());
       }
     } else if (p.zero != std::floor(p.zero) || p.zero < 0.0f || p.zero > float(spec.max_code())) {
       return error(ErrorCode::kInvalidArgument, "zero point {} of parameter set {} is not an integer in [0, {}]",

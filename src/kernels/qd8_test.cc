@@ -64,9 +64,8 @@ QuantizedMatrix exact_matrix(const std::string& spec, int64_t rows, int64_t cols
   std::uniform_int_distribution<int> code(0, max_code), exponent(-6, -4);
   for (uint8_t& c : m.codes) c = uint8_t(code(rng));
   m.params.resize(size_t(m.layout().param_count()));
-  const float fixed_zero = fixed_zero_point(m.spec.code_bits(), m.spec.zero_point());
   for (GroupParams& p : m.params)
-    p = {std::ldexp(1.0f, exponent(rng)), m.spec.symmetric ? fixed_zero : float(code(rng))};
+    p = {std::ldexp(1.0f, exponent(rng)), m.spec.symmetric ? m.spec.fixed_zero() : float(code(rng))};
   return m;
 }
 

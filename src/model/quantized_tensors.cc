@@ -197,7 +197,7 @@ Result<std::shared_ptr<const QuantizedMatrix>> read_lowbit(const TensorSet& tens
       m.params[i].zero = fp16_to_f32(h);
     }
   } else if (int_grid) {
-    for (auto& p : m.params) p.zero = fixed_zero_point(bits, spec->zero_point());
+    for (auto& p : m.params) p.zero = spec->fixed_zero();
   }
   return finish_lowbit(tensors, prefix, std::move(m), source);
 }
