@@ -131,15 +131,15 @@ void Session::attention(int layer, int n, int start) {
         const int length = start + t0 + rows;  // positions the chunk's last query sees
         scores.resize(size_t(rows) * length);
         const float* q = q_.data() + size_t(t0) * q_dim + size_t(h) * hd;
-        const float* k = keys + size_t(h / group) * hd;
-        const float* v = values + size_t(h / group) * hd;
+        const float* k = keys + size_t(h / group) * capacity_ * hd;
+        const float* v = values + size_t(h / group) * capacity_ * hd;
         // scores [rows, length] = scale * Q [rows, hd] K^T [hd, length]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, length, hd, scale, q, q_dim, k, kv_dim, 0.0f,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, length, hd, scale, q, q_dim, k, hd, 0.0f,
                     scores.data(), length);
         for (int r = 0; r < rows; ++r) softmax_prefix(scores.data() + size_t(r) * length, start + t0 + r + 1, length);
         // out [rows, hd] = P [rows, length] V [length, hd]
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, length, 1.0f, scores.data(), length, v,
-                    kv_dim, 0.0f, att_out_.data() + size_t(t0) * q_dim + size_t(h) * hd, q_dim);
+                    hd, 0.0f, att_out_.data() + size_t(t0) * q_dim + size_t(h) * hd, q_dim);
       }
   }
 }
@@ -165,13 +165,15 @@ void Session::attention_one_token(int layer, int start) {
 #pragma omp for schedule(static)
     for (int g = 0; g < c.n_kv_heads; ++g) {
       const float* q = q_.data() + size_t(g) * group * hd;
+      const float* k = keys + size_t(g) * capacity_ * hd;
+      const float* v = values + size_t(g) * capacity_ * hd;
       // scores [group, positions] = scale * Q_g [group, hd] K_g^T [hd, positions]
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, group, positions, hd, scale, q, hd, keys + size_t(g) * hd,
-                  kv_dim, 0.0f, scores.data(), positions);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, group, positions, hd, scale, q, hd, k, hd, 0.0f,
+                  scores.data(), positions);
       for (int r = 0; r < group; ++r) softmax_prefix(scores.data() + size_t(r) * positions, positions, positions);
       // out [group, hd] = P [group, positions] V_g [positions, hd]
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, group, hd, positions, 1.0f, scores.data(), positions,
-                  values + size_t(g) * hd, kv_dim, 0.0f, att_out_.data() + size_t(g) * group * hd, hd);
+                  v, hd, 0.0f, att_out_.data() + size_t(g) * group * hd, hd);
     }
   }
 }
@@ -198,9 +200,11 @@ void Session::forward_block(int layer, float* x, int n, int start) {
     const float* sin_row = &rope_sin_[size_t(pos) * half];
     for (int h = 0; h < c.n_heads; ++h) apply_rope(&q_[size_t(t) * q_dim + size_t(h) * hd], hd, c.rope_style, cos_row, sin_row);
     for (int h = 0; h < c.n_kv_heads; ++h) apply_rope(&k_[size_t(t) * kv_dim + size_t(h) * hd], hd, c.rope_style, cos_row, sin_row);
-    const size_t slot = (size_t(layer) * capacity_ + pos) * kv_dim;
-    std::memcpy(&key_cache_[slot], &k_[size_t(t) * kv_dim], sizeof(float) * kv_dim);
-    std::memcpy(&value_cache_[slot], &v_[size_t(t) * kv_dim], sizeof(float) * kv_dim);
+    for (int h = 0; h < c.n_kv_heads; ++h) {
+      const size_t slot = ((size_t(layer) * c.n_kv_heads + h) * capacity_ + pos) * hd;
+      std::memcpy(&key_cache_[slot], &k_[size_t(t) * kv_dim + size_t(h) * hd], sizeof(float) * hd);
+      std::memcpy(&value_cache_[slot], &v_[size_t(t) * kv_dim + size_t(h) * hd], sizeof(float) * hd);
+    }
   }
   attention(layer, n, start);
   run_linear(layer, L.o, att_out_.data(), n, tmp_.data());

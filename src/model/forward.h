@@ -67,7 +67,10 @@ class Session {
   LinearTimer timer_;
   int capacity_ = 0;
   int position_ = 0;
-  std::vector<float> key_cache_, value_cache_;  // [n_layers, capacity, kv_dim]
+  // [n_layers, n_kv_heads, capacity, head_dim]: one kv head's keys (values) are one contiguous
+  // stretch, which decode reads from memory once per token (the weight stream evicts it), in huge
+  // pages (kernels/streaming_allocator.h), as the weights.
+  std::vector<float, kernels::StreamingAllocator<float>> key_cache_, value_cache_;
   std::vector<float> rope_cos_, rope_sin_;      // [capacity, head_dim/2]
   // Scratch for n tokens: normed [n, dim], q [n, q_dim], k/v [n, kv_dim], att_out [n, q_dim],
   // gate/up [n, hidden], tmp [n, dim].
