@@ -21,8 +21,9 @@ TEST(GemvParts, MatchesEachProductAloneOnEveryIsa) {
     const KernelTable& table = kernels_for(isa);
     // 4096 inputs: over the threading threshold; 172: one thread, ragged last block.
     for (int64_t cols : {4096, 172}) {
-      // Weight-only int4 g128, W8A8 panels (70 rows: a partial 64-row unit), W3A8 with 17 rows,
-      // and a dense fp32 weight.
+      // Weight-only int4 g128 (fp32 activations, and the token as two int8 slices), W8A8 panels
+      // (70 rows: a partial 64-row unit), W3A8 with 17 rows, and a dense fp32 weight. The calls
+      // run one after another with different shapes: gemv_parts keeps its buffers between calls.
       const QuantizedMatrix q4 = testing::random_matrix("int4g128", 40, cols, seed++);
       const QuantizedMatrix q8 = testing::random_matrix("int8_sym", 70, cols, seed++);
       const QuantizedMatrix q3 = testing::random_matrix("int3g32", 17, cols, seed++);
@@ -31,8 +32,13 @@ TEST(GemvParts, MatchesEachProductAloneOnEveryIsa) {
       const std::vector<float> x = random_values(cols, seed++);
 
       // Each alone (the reference for the grouped call).
-      std::vector<float> y4(40), y8(70), y3(17), yd(33);
+      std::vector<float> y4(40), y8(70), y3(17), yd(33), y4_two_tokens(80);
       matmul_f32(*p4, x.data(), 1, y4.data(), table);
+      // Two slices: two identical tokens take matmul_qd8_slices' prefill path, not gemv_parts.
+      std::vector<float> xx(x);
+      xx.insert(xx.end(), x.begin(), x.end());
+      matmul_qd8_slices(*p4, xx.data(), 2, y4_two_tokens.data(), 2, table);
+      const std::vector<float> y4s(y4_two_tokens.begin(), y4_two_tokens.begin() + 40);
       matmul_qd8(*p8, x.data(), 1, y8.data(), table);
       matmul_qd8(*p3, x.data(), 1, y3.data(), table);
       cblas_sgemv(CblasRowMajor, CblasNoTrans, 33, int(cols), 1.0f, dense.data(), int(cols), x.data(), 1, 0.0f,
@@ -45,12 +51,13 @@ TEST(GemvParts, MatchesEachProductAloneOnEveryIsa) {
       const double tol = testing::dot_tolerance(cols, 4 * max_w, testing::max_abs(x));
       for (int threads : {1, 2, 3}) {
         omp_set_num_threads(threads);
-        std::vector<float> g4(40, NAN), g8(70, NAN), g3(17, NAN), gd(33, NAN);
-        std::vector<GemvPart> parts(4);
+        std::vector<float> g4(40, NAN), g8(70, NAN), g3(17, NAN), gd(33, NAN), g4s(40, NAN);
+        std::vector<GemvPart> parts(5);
         parts[0] = {p4.get(), false, nullptr, 40, cols, g4.data()};
         parts[1] = {p8.get(), true, nullptr, 70, cols, g8.data()};
         parts[2] = {p3.get(), true, nullptr, 17, cols, g3.data()};
         parts[3] = {nullptr, false, dense.data(), 33, cols, gd.data()};
+        parts[4] = {p4.get(), 2, nullptr, 40, cols, g4s.data()};
         gemv_parts(parts, x.data(), table);
         const auto expect_near = [&](const std::vector<float>& got, const std::vector<float>& want, const char* what) {
           for (size_t r = 0; r < want.size(); ++r)
@@ -61,6 +68,7 @@ TEST(GemvParts, MatchesEachProductAloneOnEveryIsa) {
         expect_near(g8, y8, "int8 panels qd8");
         expect_near(g3, y3, "int3g32 qd8");
         expect_near(gd, yd, "dense fp32");
+        expect_near(g4s, y4s, "int4g128 as two int8 slices");
       }
     }
   }
