@@ -131,5 +131,6 @@ void fill_avx2_qd8_kernels(KernelTable& table);
 void fill_avx2_elementwise_kernels(KernelTable& table);
 void fill_avx512_elementwise_kernels(KernelTable& table);
 void fill_avx512_lut_kernels(KernelTable& table);
+void fill_avx512_quantize_kernels(KernelTable& table);
 
 }  // namespace lowbit::kernels

@@ -570,7 +570,8 @@ void fill_avx512_kernels(KernelTable& t) {
   t.dequant_fp8c_f32 = dequant<FP8>;
   fill_avx512_elementwise_kernels(t);
   fill_avx512_lut_kernels(t);  // int2 / int3 weight-only decode on kQ2L / kQ3L lane panels
-  // Dynamic int8 kernels stay AVX2's unless AVX512-VNNI is present (fill_avx512_vnni_kernels).
+  fill_avx512_quantize_kernels(t);
+  // Dynamic int8 products stay AVX2's unless AVX512-VNNI is present (fill_avx512_vnni_kernels).
 }
 
 }  // namespace lowbit::kernels
