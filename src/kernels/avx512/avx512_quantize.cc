@@ -42,22 +42,21 @@ inline __m512 reduce_lanes16(const __m512 m[kBlocksPerGroup], Combine combine) {
 // block's x - scale * code (one fma, as the reference) is written there for the next slice.
 inline void quantize_group(const float* src, int64_t valid, int n, int8_t* q, float* scales, int32_t* block_sums,
                            float* residual) {
-  // Whole groups (all of decode's, k a multiple of 512) load without masks.
+  // Block b's two halves of 16 inputs, zeros past `valid`; whole groups (all of decode's, k a
+  // multiple of 512) load without masks.
   const bool whole = n == kBlocksPerGroup && valid >= kBlocksPerGroup * 32;
-  const auto half_mask = [&](int b, int h) {
+  const auto load = [&](int b, int h) {
     const int64_t left = valid - (b * 32 + h * 16);
-    return whole || left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+    const __mmask16 mask =
+        whole || left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+    return _mm512_maskz_loadu_ps(mask, src + b * 32 + h * 16);
   };
+  // Blocks past n are zeros for the reductions, which run over all sixteen. Both loops run to the
+  // constant 16 (they unroll) and `sums` lives only in the second: looping to n, with both arrays
+  // zeroed up front, took 0.86 us instead of 0.72 for 2048 inputs.
   __m512 m[kBlocksPerGroup];
-  for (int b = 0; b < kBlocksPerGroup; ++b) {
-    if (b >= n) {
-      m[b] = _mm512_setzero_ps();
-      continue;
-    }
-    const __m512 x0 = _mm512_maskz_loadu_ps(half_mask(b, 0), src + b * 32);
-    const __m512 x1 = _mm512_maskz_loadu_ps(half_mask(b, 1), src + b * 32 + 16);
-    m[b] = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1));
-  }
+  for (int b = 0; b < kBlocksPerGroup; ++b)
+    m[b] = b < n ? _mm512_max_ps(_mm512_abs_ps(load(b, 0)), _mm512_abs_ps(load(b, 1))) : _mm512_setzero_ps();
   const __m512 amax = reduce_lanes16(m, [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); });
   // The reference's rule: below 1e-30 the reciprocal could overflow; such a block is all zeros
   // with scale 1.
@@ -72,8 +71,7 @@ inline void quantize_group(const float* src, int64_t valid, int n, int8_t* q, fl
       sums[b] = _mm512_setzero_ps();
       continue;
     }
-    const __m512 x0 = _mm512_maskz_loadu_ps(half_mask(b, 0), src + b * 32);
-    const __m512 x1 = _mm512_maskz_loadu_ps(half_mask(b, 1), src + b * 32 + 16);
+    const __m512 x0 = load(b, 0), x1 = load(b, 1);
     const __m512 r = _mm512_set1_ps(inv[b]);
     // Round to nearest even (the default MXCSR mode, as the reference's nearbyint); |code| <= 127.
     const __m512i c0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, r)), c1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, r));
