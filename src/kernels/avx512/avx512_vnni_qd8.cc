@@ -444,6 +444,15 @@ void gemm_qd8_chunked(const PackedWeightView& w, int64_t row_begin, int64_t row_
 // layers read less (layers-only harness, 8 interleaved rounds, median % of the probe with / without:
 // W4A8 72 / 87 and 79 / 82, W8A8 85 / 91, W2A8 68 / 73 and 70 / 81), as it did the bandwidth probe;
 // on the Emerald Rapids VM of sessions 5-6 no distance from none to 16 KiB made a difference.
+// The exception: kQ2P as two slices, eight vpdpbusd per 64 bytes and the one kernel bound by its
+// arithmetic per core, leaves too few lines in flight (session 16). Layers-only harness on the Zen 4
+// VM, session 17, kernels swapped round by round in one process (20 rounds, median of the paired
+// ratios): `prefetcht2` of every line 16 KiB ahead 1.04-1.11x none, 8 KiB 1.04, 24 KiB 1.05, 4 KiB
+// 1.02; `prefetcht1` 16 KiB 1.04, `prefetcht0` 16 KiB 0.95. The same 16 KiB slowed the panels that
+// are not bound by arithmetic: int3 and int4 as two slices 0.97 and 0.95, W4A8 0.92, W2A8 0.98.
+// (Sessions 14-16 timed such prefetches one run against another and saw only the host's noise.)
+// `lowbit bench tl-q2f`, 6 alternations with the binary before: slow-phase medians 78.5 -> 81%.
+constexpr int64_t kSlicedPrefetchBytes = 16384;
 // Rows per panel: 2 (kQ4P) or 4 (kQ2P, kQ3P) parts of 16 rows.
 constexpr int low_bit_panel_parts(int bits) { return bits == 4 ? 2 : 4; }
 //
@@ -463,13 +472,17 @@ constexpr int low_bit_panel_parts(int bits) { return bits == 4 ? 2 : 4; }
 // weights (about 9 per 128 weights and row for kQ4 rows); kQ2P: 9 per 256 (about 10 per 128 for
 // kQ2 rows); kQ3P: about 16 per 256, 4 of them vpdpbusd (about 17 per 128 for kQ3 rows). Rows
 // outside [row_begin, row_end) are computed but not stored.
-template <int kBits, int ND, int NT>
+//
+// kPrefetch (kQ2P's one stream of a token as two int8 slices): each 64-byte step prefetches the
+// line kSlicedPrefetchBytes ahead, up to the end of the panels that hold [row_begin, row_end).
+template <int kBits, int ND, int NT, bool kPrefetch = false>
 void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, int64_t t0,
                         const QuantizedActivationsView& a, float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
   constexpr int kParts = low_bit_panel_parts(kBits), kLowBits = 8 / kParts, kRows = kParts * kPanelRows;
   constexpr bool kHighPlane = kBits == 3;
   const int64_t blocks = w.k_padded / kBlock, per_group = w.group_size / kBlock, groups = w.groups_per_row;
   const int64_t panel_bytes = kRows * w.k_padded * kBits / 8;
+  const int64_t prefetch_end = (row_end + kRows - 1) / kRows * panel_bytes - kSlicedPrefetchBytes;  // offset
   __m512i mask[kParts];
   for (int h = 0; h < kParts; ++h) mask[h] = _mm512_set1_epi8(int8_t(((1 << kLowBits) - 1) << (kLowBits * h)));
   // The 16 rows of part h of panel d, group g: one vector at param_index(w, first_row[d] + 16 h, g).
@@ -530,6 +543,8 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
         __m512i part[ND][kParts];
         for (int d = 0; d < ND; ++d) {
           const __m512i v = _mm512_loadu_si512(panel[d] + step * 64);
+          if (kPrefetch && panel[d] - w.codes + step * 64 < prefetch_end)
+            _mm_prefetch(reinterpret_cast<const char*>(panel[d] + step * 64 + kSlicedPrefetchBytes), _MM_HINT_T2);
           for (int h = 0; h < kParts; ++h) part[d][h] = _mm512_and_si512(v, mask[h]);
         }
         for (int t = 0; t < NT; ++t) {
@@ -616,11 +631,11 @@ void gemm_qd8_low_bit_panels(const PackedWeightView& w, int64_t row_begin, int64
     d += kStreams * part;
   } else if (a.tokens == 2) {
     // One token as two int8 slices (packed_matmul.h, weight-only decode): half the streams, as
-    // many accumulators. kQ2P / kQ3P keep one stream.
+    // many accumulators. kQ2P / kQ3P keep one stream; kQ2P's prefetches (low_bit_panel_tile).
     constexpr int kSlicedStreams = kStreams / 2;
     const int64_t part = (end - d) / kSlicedStreams;
     for (int64_t i = 0; i < part; ++i)
-      low_bit_panel_tile<kBits, kSlicedStreams, 2>(w, d + i, part, 0, a, y, ldy, row_begin, row_end);
+      low_bit_panel_tile<kBits, kSlicedStreams, 2, kBits == 2>(w, d + i, part, 0, a, y, ldy, row_begin, row_end);
     d += kSlicedStreams * part;
   }
   for (; d < end; ++d) low_bit_panel_tokens<kBits, 1>(w, d, a, y, ldy, row_begin, row_end);
