@@ -10,6 +10,9 @@
 // ref/ref_kernels.cc; compiled with -mavx512vnni, used only when the CPU reports it.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <bit>
+
 #include "kernels/kernel_table.h"
 
 namespace lowbit::kernels {
@@ -495,6 +498,22 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
     panel[d] = w.codes + (d0 + d * stride) * panel_bytes;
     first_row[d] = (d0 + d * stride) * kRows;
   }
+  // Decode (NT <= 2) prefetches the next panel's scales and zeros (kParts x groups 64-byte lines
+  // each) spread over this panel's steps: line j at step j << param_shift (pieces for kQ3P).
+  // They sit in 4 KiB pages (each weight's are under 2 MiB), where the hardware prefetcher stops,
+  // and are read once per group and part. Layers-only harness, session 17 (paired rounds, as for
+  // kSlicedPrefetchBytes; two runs each): int2 as two slices 1.04-1.14x, W2A8 1.05, W4A8
+  // 1.03-1.06, W3A8 1.02-1.04, int3 and int4 as two slices 0.98-1.05 and 0.99-1.01.
+  const int64_t param_lines = kParts * groups, steps = w.k_padded / (kHighPlane ? 8 : 4);
+  const int param_shift = std::bit_width(uint64_t(std::max<int64_t>(1, steps / param_lines))) - 1;
+  const int64_t panels_end = (w.rows + kRows - 1) / kRows * kRows;  // rows
+  // Where (at param_index) the line to prefetch at this step lies, or -1. The prefetches stay in the
+  // loops: GCC 12 took a lambda that did them for a pure function and dropped every call to it.
+  const auto next_params_line = [&](int d, int64_t step) -> int64_t {
+    const int64_t line = step >> param_shift;
+    if (NT > 2 || step != line << param_shift || line >= param_lines || first_row[d] + kRows >= panels_end) return -1;
+    return param_index(w, first_row[d] + kRows, 0) + line * 16;
+  };
   __m512 acc[ND][kParts][NT], group_acc[ND][kParts][NT];
   for (int d = 0; d < ND; ++d)
     for (int h = 0; h < kParts; ++h)
@@ -523,6 +542,10 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
           }
         for (int d = 0; d < ND; ++d) {
           const uint8_t* at = panel[d] + piece * 192;
+          if (const int64_t at = next_params_line(d, piece); at >= 0) {
+            _mm_prefetch(reinterpret_cast<const char*>(w.scales + at), _MM_HINT_T2);
+            _mm_prefetch(reinterpret_cast<const char*>(w.zeros + at), _MM_HINT_T2);
+          }
           const __m512i high_even = _mm512_loadu_si512(at + 128);
           const __m512i low[2] = {_mm512_loadu_si512(at), _mm512_loadu_si512(at + 64)};
           const __m512i high[2] = {high_even, _mm512_srli_epi16(high_even, 1)};
@@ -545,6 +568,10 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
           const __m512i v = _mm512_loadu_si512(panel[d] + step * 64);
           if (kPrefetch && panel[d] - w.codes + step * 64 < prefetch_end)
             _mm_prefetch(reinterpret_cast<const char*>(panel[d] + step * 64 + kSlicedPrefetchBytes), _MM_HINT_T2);
+          if (const int64_t at = next_params_line(d, step); at >= 0) {
+            _mm_prefetch(reinterpret_cast<const char*>(w.scales + at), _MM_HINT_T2);
+            _mm_prefetch(reinterpret_cast<const char*>(w.zeros + at), _MM_HINT_T2);
+          }
           for (int h = 0; h < kParts; ++h) part[d][h] = _mm512_and_si512(v, mask[h]);
         }
         for (int t = 0; t < NT; ++t) {
