@@ -542,9 +542,9 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
           }
         for (int d = 0; d < ND; ++d) {
           const uint8_t* at = panel[d] + piece * 192;
-          if (const int64_t at = next_params_line(d, piece); at >= 0) {
-            _mm_prefetch(reinterpret_cast<const char*>(w.scales + at), _MM_HINT_T2);
-            _mm_prefetch(reinterpret_cast<const char*>(w.zeros + at), _MM_HINT_T2);
+          if (const int64_t param_at = next_params_line(d, piece); param_at >= 0) {
+            _mm_prefetch(reinterpret_cast<const char*>(w.scales + param_at), _MM_HINT_T2);
+            _mm_prefetch(reinterpret_cast<const char*>(w.zeros + param_at), _MM_HINT_T2);
           }
           const __m512i high_even = _mm512_loadu_si512(at + 128);
           const __m512i low[2] = {_mm512_loadu_si512(at), _mm512_loadu_si512(at + 64)};
@@ -568,9 +568,9 @@ void low_bit_panel_tile(const PackedWeightView& w, int64_t d0, int64_t stride, i
           const __m512i v = _mm512_loadu_si512(panel[d] + step * 64);
           if (kPrefetch && panel[d] - w.codes + step * 64 < prefetch_end)
             _mm_prefetch(reinterpret_cast<const char*>(panel[d] + step * 64 + kSlicedPrefetchBytes), _MM_HINT_T2);
-          if (const int64_t at = next_params_line(d, step); at >= 0) {
-            _mm_prefetch(reinterpret_cast<const char*>(w.scales + at), _MM_HINT_T2);
-            _mm_prefetch(reinterpret_cast<const char*>(w.zeros + at), _MM_HINT_T2);
+          if (const int64_t param_at = next_params_line(d, step); param_at >= 0) {
+            _mm_prefetch(reinterpret_cast<const char*>(w.scales + param_at), _MM_HINT_T2);
+            _mm_prefetch(reinterpret_cast<const char*>(w.zeros + param_at), _MM_HINT_T2);
           }
           for (int h = 0; h < kParts; ++h) part[d][h] = _mm512_and_si512(v, mask[h]);
         }
