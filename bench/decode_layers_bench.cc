@@ -13,6 +13,11 @@
 // the round's figure is the products' read rate as a share of that probe. The median over rounds
 // is the result: this machine's bandwidth drifts from one second to the next, so compare two
 // binaries by alternating them, round for round, rather than by one run each.
+//
+// Sharper: scripts/kernel_ab.sh links this program with several builds of one kernel source
+// (variants, e.g. prefetch distances) and it then swaps the kernel table between them within each
+// round, in a rotating order; it prints each variant's median share and the median over rounds of
+// its share over variant 0's in the same round (session 17: two identical builds read 0.98-1.03).
 #include <omp.h>
 
 #include <algorithm>
@@ -23,10 +28,17 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "kernels/bandwidth_probe.h"
 #include "kernels/kernels.h"
 #include "kernels/packed_matmul.h"
 #include "random_weights.h"
+
+// Defined only when scripts/kernel_ab.sh links variant builds in: how many, and variant i's
+// table (the selected table with the variant's fill function applied over it).
+extern "C" __attribute__((weak)) int lowbit_kernel_variants();
+extern "C" __attribute__((weak)) void lowbit_fill_kernel_variant(int i, lowbit::kernels::KernelTable& table);
 
 namespace {
 
@@ -122,22 +134,43 @@ int main(int argc, char** argv) {
               qd8 ? " x int8 activations" : sliced ? " weight-only (activations as two int8 slices)" : " weight-only",
               packed_kind_name(stack[0].q->kind), table.name, threads, bytes / 1e6);
   token();  // first touch and thread start-up
-  std::vector<double> shares, rates;
   const ProbeBuffer probe(int64_t(1) << 30, threads);
+  // Variant 0 alone unless kernel_ab.sh linked variants in; the selected table is static and not
+  // const (kernels/dispatch.cc), and no product runs while it is swapped.
+  const int variants = lowbit_kernel_variants != nullptr ? lowbit_kernel_variants() : 1;
+  const KernelTable selected = table;
+  std::vector<KernelTable> tables(static_cast<size_t>(variants), selected);
+  for (int v = 0; v < variants && lowbit_kernel_variants != nullptr; ++v) lowbit_fill_kernel_variant(v, tables[v]);
+  const size_t n_variants = static_cast<size_t>(variants);
+  std::vector<std::vector<double>> shares(n_variants), rates(n_variants), ratios(n_variants);
   for (int r = 0; r < rounds; ++r) {
-    // Read by this process's own OpenMP threads (kernels/bandwidth_probe.h says why).
-    const ReadBandwidth bw = measure_read_bandwidth(probe, threads, ProbeThreads::kOpenMp);
-    const double t0 = now();
-    for (int t = 0; t < tokens; ++t) token();
-    const double rate = tokens * bytes / (now() - t0);
-    shares.push_back(rate / bw.bytes_per_s);
-    rates.push_back(rate);
-    std::printf("  round %d: probe %.1f GB/s (4 prefetched streams %.1f, 1 stream %.1f), products %.1f GB/s = %.0f%%\n",
-                r + 1, bw.bytes_per_s / 1e9, bw.four_prefetched_streams_bytes_per_s / 1e9,
-                bw.one_stream_bytes_per_s / 1e9, rate / 1e9, 100 * rate / bw.bytes_per_s);
+    std::vector<double> round_share(n_variants);
+    for (int j = 0; j < variants; ++j) {
+      const int v = (r + j) % variants;
+      const_cast<KernelTable&>(table) = tables[size_t(v)];
+      // Read by this process's own OpenMP threads (kernels/bandwidth_probe.h says why).
+      const ReadBandwidth bw = measure_read_bandwidth(probe, threads, ProbeThreads::kOpenMp);
+      const double t0 = now();
+      for (int t = 0; t < tokens; ++t) token();
+      const double rate = tokens * bytes / (now() - t0);
+      round_share[size_t(v)] = rate / bw.bytes_per_s;
+      shares[size_t(v)].push_back(rate / bw.bytes_per_s);
+      rates[size_t(v)].push_back(rate);
+      std::printf("  round %d%s: probe %.1f GB/s (4 prefetched streams %.1f, 1 stream %.1f), products %.1f GB/s = %.0f%%\n",
+                  r + 1, variants > 1 ? fmt::format(", variant {}", v).c_str() : "", bw.bytes_per_s / 1e9,
+                  bw.four_prefetched_streams_bytes_per_s / 1e9, bw.one_stream_bytes_per_s / 1e9, rate / 1e9,
+                  100 * rate / bw.bytes_per_s);
+    }
+    for (int v = 0; v < variants; ++v) ratios[size_t(v)].push_back(round_share[size_t(v)] / round_share[0]);
   }
-  std::printf("median: products %.1f GB/s, %.0f%% of the probe (min %.0f%%, max %.0f%%)\n", median(rates) / 1e9,
-              100 * median(shares), 100 * *std::min_element(shares.begin(), shares.end()),
-              100 * *std::max_element(shares.begin(), shares.end()));
+  const_cast<KernelTable&>(table) = selected;
+  for (int v = 0; v < variants; ++v) {
+    const std::vector<double>& s = shares[size_t(v)];
+    std::printf("%smedian: products %.1f GB/s, %.0f%% of the probe (min %.0f%%, max %.0f%%)", variants > 1 ?
+                fmt::format("variant {} ", v).c_str() : "", median(rates[size_t(v)]) / 1e9, 100 * median(s),
+                100 * *std::min_element(s.begin(), s.end()), 100 * *std::max_element(s.begin(), s.end()));
+    if (variants > 1) std::printf("; paired ratio to variant 0: median %.3f", median(ratios[size_t(v)]));
+    std::printf("\n");
+  }
   return 0;
 }
