@@ -138,10 +138,11 @@ int main(int argc, char** argv) {
   // Variant 0 alone unless kernel_ab.sh linked variants in; the selected table is static and not
   // const (kernels/dispatch.cc), and no product runs while it is swapped.
   const int variants = lowbit_kernel_variants != nullptr ? lowbit_kernel_variants() : 1;
+  const size_t n_variants = size_t(variants);
   const KernelTable selected = table;
-  std::vector<KernelTable> tables(static_cast<size_t>(variants), selected);
-  for (int v = 0; v < variants && lowbit_kernel_variants != nullptr; ++v) lowbit_fill_kernel_variant(v, tables[v]);
-  const size_t n_variants = static_cast<size_t>(variants);
+  std::vector<KernelTable> tables(n_variants, selected);
+  for (int v = 0; v < variants && lowbit_kernel_variants != nullptr; ++v)
+    lowbit_fill_kernel_variant(v, tables[size_t(v)]);
   std::vector<std::vector<double>> shares(n_variants), rates(n_variants), ratios(n_variants);
   for (int r = 0; r < rounds; ++r) {
     std::vector<double> round_share(n_variants);
@@ -156,7 +157,8 @@ int main(int argc, char** argv) {
       round_share[size_t(v)] = rate / bw.bytes_per_s;
       shares[size_t(v)].push_back(rate / bw.bytes_per_s);
       rates[size_t(v)].push_back(rate);
-      std::printf("  round %d%s: probe %.1f GB/s (4 prefetched streams %.1f, 1 stream %.1f), products %.1f GB/s = %.0f%%\n",
+      std::printf("  round %d%s: probe %.1f GB/s (4 prefetched streams %.1f, 1 stream %.1f), products %.1f GB/s = "
+                  "%.0f%%\n",
                   r + 1, variants > 1 ? fmt::format(", variant {}", v).c_str() : "", bw.bytes_per_s / 1e9,
                   bw.four_prefetched_streams_bytes_per_s / 1e9, bw.one_stream_bytes_per_s / 1e9, rate / 1e9,
                   100 * rate / bw.bytes_per_s);

@@ -57,6 +57,7 @@ done
 wait
 (cd "$build" && $base -o "$out/variants.o" -c "$shim")
 # The tree's link line with the variants' objects after the program's own and another output.
-link=$(sed -E "s| -o bench/decode_layers_bench | ${objects[*]} $out/variants.o -o $out/decode_layers_bench |" <<<"$link")
+program=$out/decode_layers_bench
+link=$(sed -E "s| -o bench/decode_layers_bench | ${objects[*]} $out/variants.o -o $program |" <<<"$link")
 (cd "$build" && $link)
-exec "$out/decode_layers_bench" "$@"
+exec "$program" "$@"
