@@ -33,7 +33,7 @@ compile=$(grep -m1 -F -- "-c $kernel" <<<"$commands") ||
 link=$(grep -- "-o bench/decode_layers_bench " <<<"$commands" | tail -1 | sed -E 's/^: && //; s/ && :$//')
 out=$build/kernel_ab
 mkdir -p "$out"
-objects=()
+objects=() builds=()
 shim="$out/variants.cc"
 {
   echo '#include "kernels/kernel_table.h"'
@@ -52,9 +52,10 @@ base=$(sed -E 's/ -MD -MT [^ ]+ -MF [^ ]+//; s/ -o [^ ]+ -c [^ ]+$//' <<<"$compi
 for i in "${!variants[@]}"; do
   # shellcheck disable=SC2086  # the flags are words on purpose
   (cd "$build" && $base ${variants[$i]} "-D$fill=lowbit_kernel_variant_$i" -o "$out/variant_$i.o" -c "$source") &
+  builds+=($!)
   objects+=("$out/variant_$i.o")
 done
-wait
+for b in "${builds[@]}"; do wait "$b"; done  # set -e: a variant that does not compile stops here
 (cd "$build" && $base -o "$out/variants.o" -c "$shim")
 # The tree's link line with the variants' objects after the program's own and another output.
 program=$out/decode_layers_bench
