@@ -112,11 +112,9 @@ void Session::attention(int layer, int n, int start) {
   // The causal mask is applied to the score rows before the second product; the masked products
   // are wasted work, a small price next to BLAS's speed over scalar loops.
   const ModelConfig& c = model_->config();
-  const int hd = c.head_dim, kv_dim = c.kv_dim(), q_dim = c.q_dim();
+  const int hd = c.head_dim, q_dim = c.q_dim();
   const int group = c.n_heads / c.n_kv_heads;
   const float scale = 1.0f / std::sqrt(float(hd));
-  const float* keys = key_cache_.data() + size_t(layer) * capacity_ * kv_dim;
-  const float* values = value_cache_.data() + size_t(layer) * capacity_ * kv_dim;
   // Query chunks bound the score buffer (chunk x positions) for long prompts.
   constexpr int kChunk = 64;
   const int chunks = (n + kChunk - 1) / kChunk;
@@ -131,8 +129,8 @@ void Session::attention(int layer, int n, int start) {
         const int length = start + t0 + rows;  // positions the chunk's last query sees
         scores.resize(size_t(rows) * length);
         const float* q = q_.data() + size_t(t0) * q_dim + size_t(h) * hd;
-        const float* k = keys + size_t(h / group) * capacity_ * hd;
-        const float* v = values + size_t(h / group) * capacity_ * hd;
+        const float* k = key_cache_.data() + kv_cache_at(layer, h / group, 0);
+        const float* v = value_cache_.data() + kv_cache_at(layer, h / group, 0);
         // scores [rows, length] = scale * Q [rows, hd] K^T [hd, length]
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, length, hd, scale, q, q_dim, k, hd, 0.0f,
                     scores.data(), length);
@@ -151,11 +149,9 @@ void Session::attention_one_token(int layer, int start) {
   // are read once per group instead of once per head, with the BLAS's vector width (the loops it
   // replaced ran at the baseline ISA's 4 floats and took ~10% of W4A8 decode time on TinyLlama).
   const ModelConfig& c = model_->config();
-  const int hd = c.head_dim, kv_dim = c.kv_dim(), positions = start + 1;
+  const int hd = c.head_dim, positions = start + 1;
   const int group = c.n_heads / c.n_kv_heads;
   const float scale = 1.0f / std::sqrt(float(hd));
-  const float* keys = key_cache_.data() + size_t(layer) * capacity_ * kv_dim;
-  const float* values = value_cache_.data() + size_t(layer) * capacity_ * kv_dim;
   // Threads only pay off when there is real work: a tiny model's attention is done faster on one
   // core than it takes to wake the other (~10 us for a parallel region here).
   const double work = double(c.n_heads) * positions * hd;
@@ -165,8 +161,8 @@ void Session::attention_one_token(int layer, int start) {
 #pragma omp for schedule(static)
     for (int g = 0; g < c.n_kv_heads; ++g) {
       const float* q = q_.data() + size_t(g) * group * hd;
-      const float* k = keys + size_t(g) * capacity_ * hd;
-      const float* v = values + size_t(g) * capacity_ * hd;
+      const float* k = key_cache_.data() + kv_cache_at(layer, g, 0);
+      const float* v = value_cache_.data() + kv_cache_at(layer, g, 0);
       // scores [group, positions] = scale * Q_g [group, hd] K_g^T [hd, positions]
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, group, positions, hd, scale, q, hd, k, hd, 0.0f,
                   scores.data(), positions);
@@ -201,7 +197,7 @@ void Session::forward_block(int layer, float* x, int n, int start) {
     for (int h = 0; h < c.n_heads; ++h) apply_rope(&q_[size_t(t) * q_dim + size_t(h) * hd], hd, c.rope_style, cos_row, sin_row);
     for (int h = 0; h < c.n_kv_heads; ++h) apply_rope(&k_[size_t(t) * kv_dim + size_t(h) * hd], hd, c.rope_style, cos_row, sin_row);
     for (int h = 0; h < c.n_kv_heads; ++h) {
-      const size_t slot = ((size_t(layer) * c.n_kv_heads + h) * capacity_ + pos) * hd;
+      const size_t slot = kv_cache_at(layer, h, pos);
       std::memcpy(&key_cache_[slot], &k_[size_t(t) * kv_dim + size_t(h) * hd], sizeof(float) * hd);
       std::memcpy(&value_cache_[slot], &v_[size_t(t) * kv_dim + size_t(h) * hd], sizeof(float) * hd);
     }

@@ -71,6 +71,11 @@ class Session {
   // stretch, which decode reads from memory once per token (the weight stream evicts it), in huge
   // pages (kernels/streaming_allocator.h), as the weights.
   std::vector<float, kernels::StreamingAllocator<float>> key_cache_, value_cache_;
+  // Where kv head `kv_head`'s key (value) for position `pos` of `layer` starts in the caches.
+  size_t kv_cache_at(int layer, int kv_head, int pos) const {
+    const ModelConfig& c = model_->config();
+    return ((size_t(layer) * c.n_kv_heads + kv_head) * capacity_ + pos) * c.head_dim;
+  }
   std::vector<float> rope_cos_, rope_sin_;      // [capacity, head_dim/2]
   // Scratch for n tokens: normed [n, dim], q [n, q_dim], k/v [n, kv_dim], att_out [n, q_dim],
   // gate/up [n, hidden], tmp [n, dim].
