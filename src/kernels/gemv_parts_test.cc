@@ -75,5 +75,57 @@ TEST(GemvParts, MatchesEachProductAloneOnEveryIsa) {
   omp_set_num_threads(saved_threads);
 }
 
+// Each thread of the region quantizes a range of the token's groups (gemv_parts): the products
+// must not depend on how the token was split, bit for bit, whatever the thread count, with groups
+// of different sizes in one call (ranges on multiples of both) and a ragged last group and block.
+TEST(GemvParts, TokenQuantizedInRangesGivesTheSameBitsForAnyThreadCount) {
+  uint32_t seed = 1900;
+  const int saved_threads = omp_get_max_threads();
+  for (Isa isa : supported_isas()) {
+    const KernelTable& table = kernels_for(isa);
+    for (int64_t cols : {4192, 2090}) {  // 33 groups of 128 (the last 96 wide); 66 blocks (the last 10)
+      const QuantizedMatrix q2 = testing::random_matrix("int2g128", 130, cols, seed++);
+      const QuantizedMatrix q4 = testing::random_matrix("int4g128", 40, cols, seed++);
+      const QuantizedMatrix q3 = testing::random_matrix("int3g32", 17, cols, seed++);
+      const auto p2 = pack_quantized(q2, true), p4 = pack_quantized(q4), p3 = pack_quantized(q3, true);
+      std::vector<float> x = random_values(cols, seed++);
+      for (size_t i = 0; i < x.size(); ++i) x[i] *= std::ldexp(1.0f, int(i % 5) * 4 - 8);  // blocks of unlike scales
+      std::vector<std::vector<float>> first;
+      for (int threads : {1, 2, 3, 4}) {
+        omp_set_num_threads(threads);
+        std::vector<std::vector<float>> y = {std::vector<float>(130, NAN), std::vector<float>(40, NAN),
+                                             std::vector<float>(17, NAN)};
+        const std::vector<GemvPart> parts = {{p2.get(), 2, nullptr, 130, cols, y[0].data()},
+                                             {p4.get(), 1, nullptr, 40, cols, y[1].data()},
+                                             {p3.get(), 2, nullptr, 17, cols, y[2].data()}};
+        gemv_parts(parts, x.data(), table);
+        if (threads == 1) {
+          // The one-thread call against the prefill path, which quantizes each token whole.
+          const std::vector<float> xx = [&] {
+            std::vector<float> v(x);
+            v.insert(v.end(), x.begin(), x.end());
+            return v;
+          }();
+          std::vector<float> y2(260), y4(80), y3(34);
+          matmul_qd8_slices(*p2, xx.data(), 2, y2.data(), 2, table);
+          matmul_qd8(*p4, xx.data(), 2, y4.data(), table);
+          matmul_qd8_slices(*p3, xx.data(), 2, y3.data(), 2, table);
+          const double tol = testing::dot_tolerance(cols, 4 * testing::max_abs(dequantize(q2)), testing::max_abs(x));
+          for (size_t r = 0; r < 130; ++r) ASSERT_NEAR(y[0][r], y2[r], tol) << table.name << " int2 row " << r;
+          for (size_t r = 0; r < 40; ++r) ASSERT_NEAR(y[1][r], y4[r], tol) << table.name << " int4 row " << r;
+          for (size_t r = 0; r < 17; ++r) ASSERT_NEAR(y[2][r], y3[r], tol) << table.name << " int3 row " << r;
+          first = y;
+          continue;
+        }
+        for (size_t i = 0; i < y.size(); ++i)
+          for (size_t r = 0; r < y[i].size(); ++r)
+            ASSERT_EQ(y[i][r], first[i][r]) << table.name << " part " << i << " row " << r << " cols " << cols
+                                            << " threads " << threads;
+      }
+    }
+  }
+  omp_set_num_threads(saved_threads);
+}
+
 }  // namespace
 }  // namespace lowbit::kernels

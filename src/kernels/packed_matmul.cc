@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <numeric>
 #include <vector>
 
 #include "kernels/work_shares.h"
@@ -164,14 +165,41 @@ struct GemvScratch {
     double middle;  // bytes read before this unit plus half its own
   };
   std::vector<float> padded;
-  std::vector<int8_t> q;
-  std::vector<float> scales, corrections, sliced;
-  std::vector<int32_t> sums;
+  std::vector<int8_t> q, range_q;
+  std::vector<float> scales, corrections, sliced, range_scales;
+  std::vector<int32_t> sums, range_sums;  // range_*: per thread, its range of the token as the quantizer writes it
   std::vector<size_t> correction_at, sliced_at;  // per part: offsets into corrections / sliced
   std::vector<QuantizedActivationsView> acts;
   std::vector<Unit> units;
   std::vector<size_t> starts;
 };
+
+// Blocks [b0, b1) of the token x [cols] as `slices` int8 slices, into their places in s.q [slices,
+// k_padded] and s.scales, s.sums [slices, blocks], and the corrections of each int8 part's groups
+// in that range (b0 and b1 on group boundaries, or b1 the last block). The quantizer writes a
+// range's slices back to back, so it writes into thread t's range_* buffers first.
+void quantize_token_range(const KernelTable& table, const float* x, int64_t cols, int64_t k_padded, int slices,
+                          std::span<const GemvPart> parts, int64_t b0, int64_t b1, GemvScratch& s, int t) {
+  if (b1 <= b0) return;
+  const int64_t blocks = k_padded / kBlock, n = b1 - b0, range_k = n * kBlock;
+  int8_t* q = s.range_q.data() + t * slices * k_padded;
+  float* scales = s.range_scales.data() + t * slices * blocks;
+  int32_t* sums = s.range_sums.data() + t * slices * blocks;
+  quantize_qd8_slices(table, x + b0 * kBlock, std::min(cols - b0 * kBlock, range_k), range_k, slices, q, scales, sums);
+  for (int sl = 0; sl < slices; ++sl) {
+    std::memcpy(s.q.data() + sl * k_padded + b0 * kBlock, q + sl * range_k, size_t(range_k));
+    std::memcpy(s.scales.data() + sl * blocks + b0, scales + sl * n, size_t(n) * sizeof(float));
+    std::memcpy(s.sums.data() + sl * blocks + b0, sums + sl * n, size_t(n) * sizeof(int32_t));
+  }
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].int8_slices == 0) continue;
+    const PackedWeight& w = *parts[i].packed;
+    float* corrections = s.corrections.data() + s.correction_at[i] + b0 / (w.group_size / kBlock);
+    for (int sl = 0; sl < parts[i].int8_slices; ++sl)
+      qd8_group_corrections(s.scales.data() + sl * blocks + b0, s.sums.data() + sl * blocks + b0, n, w.group_size,
+                            corrections + sl * w.groups_per_row);
+  }
+}
 
 void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTable& table) {
   if (parts.empty()) return;
@@ -192,24 +220,26 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
     std::memcpy(s.padded.data(), x, size_t(cols) * 4);
     xp = s.padded.data();
   }
-  // The token quantized once (both slices when any part takes two: the first slice is what the
-  // one-slice parts read); each int8 part's zero-point corrections for its own group size.
-  // Two-slice parts' outputs per slice, [slices, rows], are written by the kernels before they
-  // are summed into y; resize() only grows these buffers, and nothing in them is read unwritten.
+  // The token is quantized once (both slices when any part takes two: the first slice is what the
+  // one-slice parts read), and each int8 part's zero-point corrections made for its own group size,
+  // by all the threads of the product's region, each a range of whole groups (below). Two-slice
+  // parts' outputs per slice, [slices, rows], are written by the kernels before they are summed
+  // into y; resize() only grows these buffers, and nothing in them is read unwritten.
   const int64_t blocks = k_padded / kBlock;
   if (max_slices > 0) {
     s.q.resize(std::max(s.q.size(), size_t(max_slices * k_padded)));
     s.scales.resize(std::max(s.scales.size(), size_t(max_slices * blocks)));
     s.sums.resize(std::max(s.sums.size(), size_t(max_slices * blocks)));
-    quantize_qd8_slices(table, x, cols, k_padded, max_slices, s.q.data(), s.scales.data(), s.sums.data());
   }
   s.correction_at.assign(parts.size(), 0);
   s.sliced_at.assign(parts.size(), 0);
   size_t correction_size = 0, sliced_size = 0;
+  int64_t range_unit = 1;  // blocks: a multiple of every int8 part's group
   for (size_t i = 0; i < parts.size(); ++i) {
     if (parts[i].int8_slices == 0) continue;
     s.correction_at[i] = correction_size;
     correction_size += size_t(parts[i].int8_slices * parts[i].packed->groups_per_row);
+    range_unit = std::min(blocks, std::lcm(range_unit, parts[i].packed->group_size / kBlock));
     if (parts[i].int8_slices > 1) {
       s.sliced_at[i] = sliced_size;
       sliced_size += size_t(parts[i].int8_slices * parts[i].rows);
@@ -218,17 +248,10 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
   s.corrections.resize(std::max(s.corrections.size(), correction_size));
   s.sliced.resize(std::max(s.sliced.size(), sliced_size));
   s.acts.assign(parts.size(), QuantizedActivationsView{});
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const int slices = parts[i].int8_slices;
-    if (slices == 0) continue;
-    const PackedWeight& w = *parts[i].packed;
-    float* corrections = s.corrections.data() + s.correction_at[i];
-    for (int sl = 0; sl < slices; ++sl)
-      qd8_group_corrections(s.scales.data() + sl * blocks, s.sums.data() + sl * blocks, blocks, w.group_size,
-                            corrections + sl * w.groups_per_row);
-    s.acts[i] = QuantizedActivationsView{slices, k_padded, w.groups_per_row, s.q.data(), s.scales.data(),
-                                         s.sums.data(), corrections};
-  }
+  for (size_t i = 0; i < parts.size(); ++i)
+    if (const int slices = parts[i].int8_slices; slices > 0)
+      s.acts[i] = QuantizedActivationsView{slices, k_padded, parts[i].packed->groups_per_row, s.q.data(),
+                                           s.scales.data(), s.sums.data(), s.corrections.data() + s.correction_at[i]};
   // Work units of whole 16-row chunks (whole panels for the panel kinds: the last batches of a
   // product, where threads help each other, are then as small as they can be), placed on the
   // bytes read. Each thread's units are one contiguous range, each part's rows in as few kernel calls as
@@ -273,8 +296,23 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
     starts[t] = u;
   }
   WorkShares shares(starts, units.size());
+  // Thread t quantizes blocks [range_begin(t), range_begin(t + 1)), whole groups of every part.
+  // Serial, this set-up took 2-6 us of each decode product (most of it the quantizer reading a cold
+  // token) while the other threads waited (docs/results.md, session 20, for what the split gained).
+  const int64_t range_units = (blocks + range_unit - 1) / range_unit;
+  const auto range_begin = [&](int64_t t) { return std::min(blocks, range_units * t / threads * range_unit); };
+  if (max_slices > 0) {
+    s.range_q.resize(std::max(s.range_q.size(), size_t(threads * max_slices * k_padded)));
+    s.range_scales.resize(std::max(s.range_scales.size(), size_t(threads * max_slices * blocks)));
+    s.range_sums.resize(std::max(s.range_sums.size(), size_t(threads * max_slices * blocks)));
+  }
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
+    if (max_slices > 0) {
+      const int t = omp_get_thread_num();
+      quantize_token_range(table, x, cols, k_padded, max_slices, parts, range_begin(t), range_begin(t + 1), s, t);
+#pragma omp barrier
+    }
     size_t begin = 0, end = 0;
     while (shares.next(size_t(omp_get_thread_num()), &begin, &end))
       for (size_t u = begin; u < end;) {
