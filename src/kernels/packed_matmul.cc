@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "kernels/work_shares.h"
@@ -201,6 +202,40 @@ void quantize_token_range(const KernelTable& table, const float* x, int64_t cols
   }
 }
 
+// Rows per work unit of a part: whole 16-row chunks, or whole panels for the panel kinds (the
+// last batches of a product, where threads help each other, are then as small as they can be).
+int64_t unit_rows(const GemvPart& p) {
+  return p.packed != nullptr && is_panel_kind(p.packed->kind) ? panel_rows(p.packed->kind) : kRowChunk;
+}
+
+// The parts' work units (s.units), placed on the bytes read, and where each thread's share starts
+// (returned): thread t starts on the units whose middle falls in its t-th of the bytes (WorkShares:
+// then it helps the slower threads with theirs). Each thread's units are one contiguous range,
+// each part's rows in as few kernel calls as possible, so the kernels' per-call work is done
+// rarely and their row streams are long.
+std::span<const size_t> plan_work_units(std::span<const GemvPart> parts, int64_t cols, int threads, GemvScratch& s) {
+  std::vector<GemvScratch::Unit>& units = s.units;
+  units.clear();
+  double total = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const GemvPart& p = parts[i];
+    const double row_bytes = p.packed != nullptr ? double(p.packed->bytes()) / double(p.rows) : 4.0 * double(cols);
+    for (int64_t r = 0; r < p.rows; r += unit_rows(p)) {
+      const int64_t r1 = std::min(p.rows, r + unit_rows(p));
+      const double bytes = row_bytes * double(r1 - r);
+      units.push_back({i, r, r1, total + 0.5 * bytes});
+      total += bytes;
+    }
+  }
+  std::vector<size_t>& starts = s.starts;
+  starts.resize(static_cast<size_t>(threads));
+  for (size_t u = 0, t = 0; t < starts.size(); ++t) {
+    while (u < units.size() && std::min(threads - 1, int(units[u].middle / total * threads)) < int(t)) ++u;
+    starts[t] = u;
+  }
+  return starts;
+}
+
 void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTable& table) {
   if (parts.empty()) return;
   const int64_t cols = parts[0].cols, k_padded = (cols + kBlock - 1) / kBlock * kBlock;
@@ -252,25 +287,13 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
     if (const int slices = parts[i].int8_slices; slices > 0)
       s.acts[i] = QuantizedActivationsView{slices, k_padded, parts[i].packed->groups_per_row, s.q.data(),
                                            s.scales.data(), s.sums.data(), s.corrections.data() + s.correction_at[i]};
-  // Work units of whole 16-row chunks (whole panels for the panel kinds: the last batches of a
-  // product, where threads help each other, are then as small as they can be), placed on the
-  // bytes read. Each thread's units are one contiguous range, each part's rows in as few kernel calls as
-  // possible, so the kernels' per-call work is done rarely and their row streams are long.
-  std::vector<GemvScratch::Unit>& units = s.units;
-  units.clear();
-  double total = 0, work = 0;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const GemvPart& p = parts[i];
-    const int64_t align = p.packed != nullptr && is_panel_kind(p.packed->kind) ? panel_rows(p.packed->kind) : kRowChunk;
-    const double row_bytes = p.packed != nullptr ? double(p.packed->bytes()) / double(p.rows) : 4.0 * double(cols);
-    for (int64_t r = 0; r < p.rows; r += align) {
-      const int64_t r1 = std::min(p.rows, r + align);
-      const double bytes = row_bytes * double(r1 - r);
-      units.push_back({i, r, r1, total + 0.5 * bytes});
-      total += bytes;
-    }
+  double work = 0;
+  size_t unit_count = 0;
+  for (const GemvPart& p : parts) {
     work += double(p.rows) * double(k_padded);
+    unit_count += size_t((p.rows + unit_rows(p) - 1) / unit_rows(p));
   }
+  s.units.reserve(unit_count);  // no allocation in the region below
   const auto run = [&](size_t i, int64_t r0, int64_t r1) {
     const GemvPart& p = parts[i];
     if (p.dense != nullptr) {
@@ -286,16 +309,8 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
       gemv_for(table, p.packed->kind)(p.packed->view(), r0, r1, xp, p.y);
     }
   };
-  // Thread t starts on the units whose middle falls in its t-th of the bytes (WorkShares: then
-  // it helps the slower threads with theirs); a batch's units of one part run as one kernel call.
   const int threads = work > kParallelWork ? omp_get_max_threads() : 1;
-  std::vector<size_t>& starts = s.starts;
-  starts.resize(static_cast<size_t>(threads));
-  for (size_t u = 0, t = 0; t < starts.size(); ++t) {
-    while (u < units.size() && std::min(threads - 1, int(units[u].middle / total * threads)) < int(t)) ++u;
-    starts[t] = u;
-  }
-  WorkShares shares(starts, units.size());
+  std::optional<WorkShares> shares;
   // Thread t quantizes blocks [range_begin(t), range_begin(t + 1)), whole groups of every part.
   // Serial, this set-up took 2-6 us of each decode product (most of it the quantizer reading a cold
   // token) while the other threads waited (docs/results.md, session 20, for what the split gained).
@@ -308,13 +323,18 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
   }
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
-    if (max_slices > 0) {
-      const int t = omp_get_thread_num();
+    // Thread 0 lays out the work while the others wake up (~1 us) and quantize their ranges.
+    const int t = omp_get_thread_num();
+    if (t == 0) {
+      const std::span<const size_t> starts = plan_work_units(parts, cols, threads, s);
+      shares.emplace(starts, s.units.size());
+    }
+    if (max_slices > 0)
       quantize_token_range(table, x, cols, k_padded, max_slices, parts, range_begin(t), range_begin(t + 1), s, t);
 #pragma omp barrier
-    }
+    const std::vector<GemvScratch::Unit>& units = s.units;
     size_t begin = 0, end = 0;
-    while (shares.next(size_t(omp_get_thread_num()), &begin, &end))
+    while (shares->next(size_t(t), &begin, &end))
       for (size_t u = begin; u < end;) {
         const size_t part = units[u].part;
         const int64_t r0 = units[u].r0;
