@@ -332,6 +332,7 @@ void gemv_parts(std::span<const GemvPart> parts, const float* x, const KernelTab
     if (max_slices > 0)
       quantize_token_range(table, x, cols, k_padded, max_slices, parts, range_begin(t), range_begin(t + 1), s, t);
 #pragma omp barrier
+    // Each batch's units of one part run as one kernel call.
     const std::vector<GemvScratch::Unit>& units = s.units;
     size_t begin = 0, end = 0;
     while (shares->next(size_t(t), &begin, &end))
